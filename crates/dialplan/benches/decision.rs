@@ -1,0 +1,3 @@
+//! Dial plan benchmarks (in progress).
+
+fn main() {}
