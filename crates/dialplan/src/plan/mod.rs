@@ -49,25 +49,25 @@ pub struct LocalUri {
 #[non_exhaustive]
 pub enum PlanError {
     /// A partition name used twice.
-    #[error("duplicate partition {name:?}")]
+    #[error("duplicate partition \"{name}\"")]
     DuplicatePartition {
         /// The name.
         name: Name,
     },
     /// A reference to a partition that was not defined.
-    #[error("unknown partition {name:?}")]
+    #[error("unknown partition \"{name}\"")]
     UnknownPartition {
         /// The name referred to.
         name: Name,
     },
     /// A calling search space name used twice.
-    #[error("duplicate calling search space {name:?}")]
+    #[error("duplicate calling search space \"{name}\"")]
     DuplicateCss {
         /// The name.
         name: Name,
     },
     /// A calling search space that lists a partition twice.
-    #[error("calling search space {css:?} lists partition {partition:?} twice")]
+    #[error("calling search space \"{css}\" lists partition \"{partition}\" twice")]
     RepeatedPartition {
         /// The calling search space.
         css: Name,
@@ -75,31 +75,31 @@ pub enum PlanError {
         partition: Name,
     },
     /// A reference to a calling search space that was not defined.
-    #[error("unknown calling search space {name:?}")]
+    #[error("unknown calling search space \"{name}\"")]
     UnknownCss {
         /// The name referred to.
         name: Name,
     },
     /// A trunk name used twice.
-    #[error("duplicate trunk {name:?}")]
+    #[error("duplicate trunk \"{name}\"")]
     DuplicateTrunk {
         /// The name.
         name: Name,
     },
     /// A reference to a trunk that was not defined.
-    #[error("unknown trunk {name:?}")]
+    #[error("unknown trunk \"{name}\"")]
     UnknownTrunk {
         /// The name referred to.
         name: Name,
     },
     /// A trunk with no destination.
-    #[error("trunk {trunk:?} has no destination")]
+    #[error("trunk \"{trunk}\" has no destination")]
     NoDestinations {
         /// The trunk.
         trunk: Name,
     },
     /// A trunk with more destinations than CUCM allows.
-    #[error("trunk {trunk:?} has {count} destinations, at most {max}")]
+    #[error("trunk \"{trunk}\" has {count} destinations, at most {max}")]
     TooManyDestinations {
         /// The trunk.
         trunk: Name,
@@ -109,7 +109,7 @@ pub enum PlanError {
         max: usize,
     },
     /// The same pattern twice in one partition.
-    #[error("route pattern {pattern:?} appears twice in partition {partition:?}")]
+    #[error("route pattern {pattern:?} appears twice in partition \"{partition}\"")]
     DuplicatePattern {
         /// The pattern.
         pattern: String,
@@ -123,7 +123,7 @@ pub enum PlanError {
         status: u16,
     },
     /// The same directory URI twice in one partition.
-    #[error("directory URI {uri} appears twice in partition {partition:?}")]
+    #[error("directory URI {uri} appears twice in partition \"{partition}\"")]
     DuplicateUri {
         /// The URI.
         uri: DirectoryUri,
@@ -546,3 +546,6 @@ pub(crate) struct PartitionIndex {
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests;
