@@ -35,6 +35,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse_invite", |b| {
         b.iter(|| Message::parse(black_box(raw.clone())).expect("valid INVITE"))
     });
+    c.bench_function("split_invite", |b| {
+        b.iter(|| Message::parse_lenient(black_box(raw.clone())).expect("valid INVITE"))
+    });
     let received = IpAddr::from([192, 0, 2, 10]);
     c.bench_function("proxy_invite", |b| {
         b.iter(|| {

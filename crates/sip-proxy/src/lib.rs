@@ -11,3 +11,4 @@
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod transaction;

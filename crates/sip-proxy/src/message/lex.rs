@@ -5,11 +5,13 @@
 //! here treats CR and LF as linear whitespace, which is what folding means (RFC 3261 §7.3.1).
 
 /// Returns true for SP, HT, CR and LF.
+#[inline]
 pub(crate) fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Returns true for the RFC 3261 `token` characters.
+#[inline]
 pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(

@@ -94,38 +94,44 @@ impl HeaderName {
                 _ => Self::Other,
             };
         }
-        // Dispatch on length first so that at most a couple of comparisons run per header.
-        let candidates: &[Self] = match name.len() {
-            2 => &[Self::To],
-            3 => &[Self::Via],
-            4 => &[Self::CSeq, Self::From],
-            5 => &[Self::Route, Self::Event],
-            7 => &[Self::CallId, Self::Contact, Self::Require, Self::Subject],
-            8 => &[Self::ReferTo, Self::Identity],
-            9 => &[Self::Supported],
-            11 => &[Self::ReferredBy, Self::Unsupported],
-            12 => &[
-                Self::MaxForwards,
-                Self::RecordRoute,
-                Self::ContentType,
-                Self::AllowEvents,
-            ],
-            13 => &[Self::ProxyRequire, Self::IdentityInfo],
-            14 => &[
-                Self::ContentLength,
-                Self::AcceptContact,
-                Self::RejectContact,
-            ],
-            15 => &[Self::SessionExpires],
-            16 => &[Self::ContentEncoding],
-            19 => &[Self::ProxyAuthorization, Self::RequestDisposition],
-            _ => &[],
+        // Dispatch on length and first letter so that at most one comparison runs per header.
+        let first = name.first().map_or(0, u8::to_ascii_lowercase);
+        let candidate = match (name.len(), first) {
+            (2, b't') => Self::To,
+            (3, b'v') => Self::Via,
+            (4, b'c') => Self::CSeq,
+            (4, b'f') => Self::From,
+            (5, b'r') => Self::Route,
+            (5, b'e') => Self::Event,
+            (7, b'c') if name[1].eq_ignore_ascii_case(&b'a') => Self::CallId,
+            (7, b'c') => Self::Contact,
+            (7, b'r') => Self::Require,
+            (7, b's') => Self::Subject,
+            (8, b'r') => Self::ReferTo,
+            (8, b'i') => Self::Identity,
+            (9, b's') => Self::Supported,
+            (11, b'r') => Self::ReferredBy,
+            (11, b'u') => Self::Unsupported,
+            (12, b'm') => Self::MaxForwards,
+            (12, b'r') => Self::RecordRoute,
+            (12, b'c') => Self::ContentType,
+            (12, b'a') => Self::AllowEvents,
+            (13, b'p') => Self::ProxyRequire,
+            (13, b'i') => Self::IdentityInfo,
+            (14, b'c') => Self::ContentLength,
+            (14, b'a') => Self::AcceptContact,
+            (14, b'r') => Self::RejectContact,
+            (15, b's') => Self::SessionExpires,
+            (16, b'c') => Self::ContentEncoding,
+            (19, b'p') => Self::ProxyAuthorization,
+            (19, b'r') => Self::RequestDisposition,
+            _ => return Self::Other,
         };
-        candidates
-            .iter()
-            .copied()
-            .find(|c| name.eq_ignore_ascii_case(c.as_str().as_bytes()))
-            .unwrap_or(Self::Other)
+        if name.eq_ignore_ascii_case(candidate.as_str().as_bytes()) {
+            candidate
+        } else {
+            Self::Other
+        }
     }
 
     /// The canonical long name; `""` for [`HeaderName::Other`].
