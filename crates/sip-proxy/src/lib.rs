@@ -11,4 +11,5 @@
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod proxy;
 pub mod transaction;

@@ -2,7 +2,7 @@
 //! Content-Length bytes of body. CRLF keepalives (RFC 5626 §3.5.1) between messages are
 //! skipped, and a size cap keeps a hostile peer from growing the buffer without bound.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::{HeaderName, Message, ParseError, lex};
 
@@ -44,6 +44,15 @@ impl Framer {
     /// On `Err` the buffer is left in an unknown state and the connection should be closed,
     /// except for [`FrameError::Parse`], after which framing can go on with the next message.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Message>, FrameError> {
+        match self.decode_frame(buf)? {
+            Some(frame) => Ok(Some(Message::parse(frame)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Framer::decode`], but returns the framed bytes unparsed, so the caller can
+    /// answer a message that frames but does not parse with `400`.
+    pub fn decode_frame(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         let skip = buf
             .iter()
             .take_while(|&&b| b == b'\r' || b == b'\n')
@@ -67,8 +76,7 @@ impl Framer {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
-        let frame = buf.split_to(total).freeze();
-        Ok(Some(Message::parse(frame)?))
+        Ok(Some(buf.split_to(total).freeze()))
     }
 }
 

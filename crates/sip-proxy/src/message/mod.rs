@@ -195,7 +195,7 @@ impl Message {
     /// A body longer than Content-Length is truncated to it; a shorter one is an error
     /// (RFC 3261 §18.3). Mandatory headers, the CSeq method and Max-Forwards are checked.
     pub fn parse(buf: Bytes) -> Result<Self, ParseError> {
-        let mut msg = parse::split(buf)?;
+        let mut msg = parse::split(buf, false)?;
         msg.validate()?;
         Ok(msg)
     }
@@ -203,9 +203,10 @@ impl Message {
     /// Splits the start line and headers without validating header values.
     ///
     /// The proxy uses this on a message [`Message::parse`] rejected, to decide whether it can
-    /// still form a `400` response from the Via, From, To, Call-ID and CSeq lines.
+    /// still form a `400` response from the Via, From, To, Call-ID and CSeq lines. A request
+    /// line with another SIP version is accepted here, so that it can be answered `505`.
     pub fn parse_lenient(buf: Bytes) -> Result<Self, ParseError> {
-        parse::split(buf)
+        parse::split(buf, true)
     }
 
     /// True for a request.

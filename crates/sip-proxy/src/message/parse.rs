@@ -8,7 +8,7 @@ use super::views::{CSeq, NameAddr, Via};
 use super::{Header, HeaderName, Message, Method, ParseError, StartLine, Uri};
 
 /// Splits `buf` into start line, header index and body without validating header values.
-pub(super) fn split(buf: Bytes) -> Result<Message, ParseError> {
+pub(super) fn split(buf: Bytes, lenient: bool) -> Result<Message, ParseError> {
     if buf.len() > MAX_LEN {
         return Err(ParseError::TooLarge { len: buf.len() });
     }
@@ -28,7 +28,7 @@ pub(super) fn split(buf: Bytes) -> Result<Message, ParseError> {
     } else {
         nl
     };
-    let start = start_line(b, pos, line_end)?;
+    let start = start_line(b, pos, line_end, lenient)?;
     let start_end = nl + 1;
 
     let mut headers: Vec<Header> = Vec::with_capacity(16);
@@ -101,7 +101,7 @@ pub(super) fn split(buf: Bytes) -> Result<Message, ParseError> {
     })
 }
 
-fn start_line(b: &[u8], start: usize, end: usize) -> Result<StartLine, ParseError> {
+fn start_line(b: &[u8], start: usize, end: usize, lenient: bool) -> Result<StartLine, ParseError> {
     let line = &b[start..end];
     if line.len() > 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
@@ -131,8 +131,10 @@ fn start_line(b: &[u8], start: usize, end: usize) -> Result<StartLine, ParseErro
         return Err(ParseError::BadStartLine);
     }
     let version = &line[sp2 + 1..];
-    if !version.eq_ignore_ascii_case(VERSION) {
-        return if version.len() > 4 && version[..4].eq_ignore_ascii_case(b"SIP/") {
+    let other_version = version.len() > 4 && version[..4].eq_ignore_ascii_case(b"SIP/");
+    let accepted = version.eq_ignore_ascii_case(VERSION) || (lenient && other_version);
+    if !accepted {
+        return if other_version {
             Err(ParseError::UnsupportedVersion)
         } else {
             Err(ParseError::BadStartLine)

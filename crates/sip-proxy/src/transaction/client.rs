@@ -80,7 +80,7 @@ impl Transactions {
             self.clients.remove(&old);
         }
         self.clients.insert(id, client);
-        self.transmit(to, req.bytes);
+        self.transmit_for(id, to, req.bytes);
         ClientId(id)
     }
 
@@ -187,7 +187,11 @@ impl Transactions {
                         let ack = message::ack_for(&invite, &msg);
                         client.ack = Some(ack.clone());
                         let to = client.to;
-                        self.transmits.push_back(super::Transmit { to, bytes: ack });
+                        self.transmits.push_back(super::Transmit {
+                            to,
+                            bytes: ack,
+                            client: Some(ClientId(id)),
+                        });
                     }
                 }
                 let linger = match (reliable, client.invite) {
@@ -212,7 +216,11 @@ impl Transactions {
                 // A retransmitted final response: resend the ACK, tell nobody.
                 if let Some(ack) = client.ack.clone() {
                     let to = client.to;
-                    self.transmits.push_back(super::Transmit { to, bytes: ack });
+                    self.transmits.push_back(super::Transmit {
+                        to,
+                        bytes: ack,
+                        client: Some(ClientId(id)),
+                    });
                 }
             }
             _ => {}
@@ -238,7 +246,7 @@ impl Transactions {
                 let next = now + client.interval;
                 client.retransmit = Some(next);
                 self.timers.schedule(next, owner, Slot::Retransmit);
-                self.transmit(to, bytes);
+                self.transmit_for(id, to, bytes);
             }
             Slot::Timeout if client.timeout == Some(at) => {
                 if client.expired || !client.invite || !client.provisional {

@@ -108,6 +108,11 @@ impl Transport {
         }
     }
 
+    /// The default port of the transport (RFC 3263 §4.2).
+    pub fn default_port(self) -> u16 {
+        if self == Self::Tls { 5061 } else { 5060 }
+    }
+
     /// Parses a Via or `transport=` token, case-insensitively.
     pub fn from_token(token: &[u8]) -> Option<Self> {
         [Self::Udp, Self::Tcp, Self::Tls]
@@ -139,6 +144,9 @@ pub struct Transmit {
     pub to: Peer,
     /// One complete message.
     pub bytes: Bytes,
+    /// The client transaction that sent it, to report a failed send with
+    /// [`Transactions::handle_transport_error`].
+    pub client: Option<ClientId>,
 }
 
 /// Identifies a client transaction.
@@ -269,7 +277,11 @@ impl Transactions {
 
     /// Sends a request statelessly: an ACK for 2xx, or a stateless forward.
     pub fn send_stateless(&mut self, to: Peer, bytes: Bytes) {
-        self.transmits.push_back(Transmit { to, bytes });
+        self.transmits.push_back(Transmit {
+            to,
+            bytes,
+            client: None,
+        });
     }
 
     /// The next message to send.
@@ -308,7 +320,19 @@ impl Transactions {
     }
 
     fn transmit(&mut self, to: Peer, bytes: Bytes) {
-        self.transmits.push_back(Transmit { to, bytes });
+        self.transmits.push_back(Transmit {
+            to,
+            bytes,
+            client: None,
+        });
+    }
+
+    fn transmit_for(&mut self, id: u64, to: Peer, bytes: Bytes) {
+        self.transmits.push_back(Transmit {
+            to,
+            bytes,
+            client: Some(ClientId(id)),
+        });
     }
 }
 
