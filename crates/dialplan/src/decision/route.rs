@@ -282,7 +282,7 @@ fn host_route<T: Tracer>(plan: &DialPlan, css: u32, host: &str, t: &mut T) -> De
             bare,
             t,
             |_| None,
-            |i| &i.ip,
+            |i| [&i.ip, &[]],
             |p| matches!(p, SipPattern::Ip(ip) if ip.contains(addr)),
         )
     } else {
@@ -317,6 +317,7 @@ fn select_domain<T: Tracer>(
     value: &str,
     t: &mut T,
 ) -> Option<u32> {
+    let last_label = value.rsplit('.').next().unwrap_or(value);
     select(
         plan,
         &plan.sip,
@@ -325,7 +326,13 @@ fn select_domain<T: Tracer>(
         value,
         t,
         |i| i.domain_exact.get(value).copied(),
-        |i| &i.domain_wild,
+        |i| {
+            let group = i
+                .domain_suffix
+                .get(last_label)
+                .map_or(&[][..], Vec::as_slice);
+            [group, &i.domain_wild]
+        },
         |p| matches!(p, SipPattern::Domain(d) if d.matches(value)),
     )
 }
@@ -345,15 +352,15 @@ fn select_numeric<T: Tracer>(
         value,
         t,
         |i| i.numeric_exact.get(value).copied(),
-        |i| &i.numeric_wild,
+        |i| [&i.numeric_wild, &[]],
         |p: &NumericPattern| p.matches(value),
     )
 }
 
 /// The closest match among the patterns of the CSS's partitions: the most specific wins, the
 /// earlier partition breaks ties. Each partition offers its exact hit, then its wildcard
-/// patterns most specific first; untraced, a scan stops at the first match or as soon as no
-/// remaining pattern can beat the best so far.
+/// lists, each most specific first; untraced, a list scan stops at its first match or as soon
+/// as no remaining pattern can beat the best so far.
 #[allow(
     clippy::too_many_arguments,
     reason = "one generic search over three indexes"
@@ -366,7 +373,7 @@ fn select<T: Tracer, P>(
     value: &str,
     t: &mut T,
     exact: impl Fn(&PartitionIndex) -> Option<u32>,
-    wild: impl Fn(&PartitionIndex) -> &Vec<u32>,
+    wild: impl Fn(&PartitionIndex) -> [&[u32]; 2],
     matches: impl Fn(&P) -> bool,
 ) -> Option<u32> {
     t.step(|| TraceStep::Matching {
@@ -379,18 +386,20 @@ fn select<T: Tracer, P>(
         if let Some(id) = exact(index) {
             best.offer(plan, patterns, id, t);
         }
-        for &id in wild(index) {
-            let candidate = &patterns[id as usize];
-            if !T::ENABLED
-                && let Some(b) = best.id
-                && candidate.specificity <= patterns[b as usize].specificity
-            {
-                break;
-            }
-            if matches(&candidate.pattern) {
-                best.offer(plan, patterns, id, t);
-                if !T::ENABLED {
+        for list in wild(index) {
+            for &id in list {
+                let candidate = &patterns[id as usize];
+                if !T::ENABLED
+                    && let Some(b) = best.id
+                    && candidate.specificity <= patterns[b as usize].specificity
+                {
                     break;
+                }
+                if matches(&candidate.pattern) {
+                    best.offer(plan, patterns, id, t);
+                    if !T::ENABLED {
+                        break;
+                    }
                 }
             }
         }

@@ -102,6 +102,19 @@ impl DomainPattern {
         Specificity(Rank::Domain(counts.into()))
     }
 
+    /// The rightmost label when it is plain text (the plan groups wildcard patterns by it).
+    pub(crate) fn last_label(&self) -> Option<String> {
+        self.labels
+            .last()?
+            .0
+            .iter()
+            .map(|i| match *i {
+                Item::Char(c) => Some(char::from(c)),
+                Item::Set(_) => None,
+            })
+            .collect()
+    }
+
     /// Whether the pattern is a plain name that only that name matches (the plan indexes
     /// these in a hash map).
     pub(crate) fn is_exact(&self) -> bool {

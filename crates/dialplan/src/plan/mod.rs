@@ -248,7 +248,14 @@ impl DialPlanBuilder {
             SipPattern::Domain(d) if d.is_exact() => {
                 index.domain_exact.insert(d.as_str().into(), id);
             }
-            SipPattern::Domain(_) => index.domain_wild.push(id),
+            SipPattern::Domain(d) => match d.last_label() {
+                Some(label) => index
+                    .domain_suffix
+                    .entry(label.into())
+                    .or_default()
+                    .push(id),
+                None => index.domain_wild.push(id),
+            },
             SipPattern::Ip(_) => index.ip.push(id),
         }
         self.plan
@@ -377,8 +384,9 @@ impl DialPlanBuilder {
 /// reload.
 ///
 /// Each partition indexes its exact domain and all-literal numeric patterns in hash maps and
-/// keeps its wildcard patterns in lists ordered most specific first, so a partition's best
-/// match is a map probe or the first hit of a scan.
+/// keeps its wildcard patterns in lists ordered most specific first (wildcard domains grouped
+/// by their rightmost label), so a partition's best match is a map probe or the first hit of a
+/// short scan.
 #[derive(Debug)]
 pub struct DialPlan {
     pub(crate) policy: UriLookupPolicy,
@@ -536,6 +544,9 @@ pub(crate) enum Action {
 #[derive(Debug, Default)]
 pub(crate) struct PartitionIndex {
     pub(crate) domain_exact: HashMap<Box<str>, u32, RandomState>,
+    /// Wildcard domain patterns whose rightmost label is plain text, by that label.
+    pub(crate) domain_suffix: HashMap<Box<str>, Vec<u32>, RandomState>,
+    /// The other wildcard domain patterns (`*`, or a class in the rightmost label).
     pub(crate) domain_wild: Vec<u32>,
     pub(crate) ip: Vec<u32>,
     pub(crate) numeric_exact: HashMap<Box<str>, u32, RandomState>,
