@@ -167,7 +167,7 @@ fn learned_table(scale: Scale) -> (Arc<LearnedTable>, f64) {
         .map(|o| ClusterId::new(&format!("cluster{o}")).expect("valid"))
         .collect();
     for start in (0..scale.learned).step_by(10_000) {
-        for o in 0..ORIGINS {
+        for (o, origin) in origins.iter().enumerate() {
             let changes = (start..(start + 10_000).min(scale.learned))
                 .filter(|i| i % ORIGINS == o)
                 .map(|i| LearnedChange::Upsert {
@@ -177,7 +177,7 @@ fn learned_table(scale: Scale) -> (Arc<LearnedTable>, f64) {
                 })
                 .collect();
             table.apply(LearnedBatch {
-                origin: origins[o].clone(),
+                origin: origin.clone(),
                 changes,
             });
         }
