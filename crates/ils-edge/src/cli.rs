@@ -20,6 +20,41 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs the edge: SIP proxy, replication network and admin API.
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = "config/ils-edge.toml")]
+        config: PathBuf,
+    },
+    /// Shows the peer vector of a running edge (CUCM: `utils ils showpeerinfo`).
+    Peers {
+        /// How to reach the edge.
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the URIs a running edge has learned, with route string and cluster ID.
+    Learned {
+        /// How to reach the edge.
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only URIs containing this text.
+        filter: Option<String>,
+        /// Only URIs learned from this cluster.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Only URIs with this route string.
+        #[arg(long)]
+        route_string: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Checks a configuration file: exit 0, or every error (file, key, reason) and exit 64.
     CheckConfig {
         /// The file.
@@ -30,6 +65,9 @@ pub enum Command {
         /// The edge's configuration.
         #[arg(long, default_value = "config/ils-edge.toml")]
         config: PathBuf,
+        /// Ask a running edge instead (its admin API, `ADDR:PORT`): the live learned table.
+        #[arg(long, conflicts_with = "learned")]
+        admin: Option<std::net::SocketAddr>,
         /// The caller: a trunk name, or a source IP address matched as the proxy would.
         #[arg(long)]
         from: String,
@@ -66,4 +104,15 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// How to reach a running edge's admin API.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// The admin API address (`ADDR:PORT`).
+    #[arg(long, conflicts_with = "config")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// The edge's configuration, whose `[admin] listen` is used.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }

@@ -5,6 +5,8 @@
 //! drive the same code in-process.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -2,4 +2,5 @@
 //! `generate-directory`.
 
 pub mod generate;
+pub mod ops;
 pub mod route_test;

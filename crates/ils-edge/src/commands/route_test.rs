@@ -80,7 +80,6 @@ pub fn run(
     learned: Option<&Path>,
     dest_route_string: Option<&str>,
 ) -> Result<Outcome, String> {
-    let target = Target::parse(uri)?;
     let policy = config.cluster.uri_lookup_policy;
     let (cap, dup) = config
         .ils
@@ -111,6 +110,18 @@ pub fn run(
         }
     }
     let router = Router::new(config.plan, table);
+    explain(&router, from, uri, dest_route_string)
+}
+
+/// Explains the decision for one request against `router` (a configuration's, or a running
+/// edge's live one).
+pub fn explain(
+    router: &Router,
+    from: &str,
+    uri: &str,
+    dest_route_string: Option<&str>,
+) -> Result<Outcome, String> {
+    let target = Target::parse(uri)?;
     let inbound = match from.parse::<IpAddr>() {
         Ok(ip) => Inbound::Address(ip),
         Err(_) => {
@@ -219,50 +230,61 @@ impl Outcome {
 
     /// The decision as a few lines for a person.
     pub fn to_text(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let user = self
-            .target
-            .user
-            .as_deref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "Route test: sip:{user}{} from {}",
-            self.target.host, self.from
-        );
-        let _ = writeln!(out, "Trace:");
-        for (i, step) in self.trace.steps.iter().enumerate() {
-            let _ = writeln!(out, "  {:>2}. {step}", i + 1);
-        }
-        let json = self.to_json();
-        let _ = writeln!(out, "Decision: {}", self.decision.kind());
-        for key in [
-            "status",
-            "uri",
-            "partition",
-            "directory_number",
-            "route_string",
-            "origin_cluster",
-            "pattern",
-            "trunk",
-        ] {
-            if let Some(val) = json.get(key).filter(|v| !v.is_null()) {
-                let shown = val.as_str().map_or_else(|| val.to_string(), str::to_owned);
-                let _ = writeln!(
-                    out,
-                    "  {:<17} {shown}",
-                    format!("{}:", key.replace('_', " "))
-                );
-            }
-        }
-        if let Some(d) = json.get("destinations").and_then(|d| d.as_array()) {
-            let list: Vec<_> = d.iter().filter_map(|x| x.as_str()).collect();
-            let _ = writeln!(out, "  {:<17} {}", "destinations:", list.join(", "));
-        }
-        out
+        render_text(&self.to_json())
     }
+}
+
+/// Renders the JSON form of a decision (local or from a running edge) for a person.
+pub fn render_text(json: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let s = |k: &str| json.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let user = json
+        .get("user")
+        .and_then(|v| v.as_str())
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Route test: sip:{user}{} from {}",
+        s("host"),
+        s("from")
+    );
+    let _ = writeln!(out, "Trace:");
+    for (i, step) in json
+        .get("trace")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let _ = writeln!(out, "  {:>2}. {}", i + 1, step.as_str().unwrap_or(""));
+    }
+    let _ = writeln!(out, "Decision: {}", s("decision"));
+    for key in [
+        "status",
+        "uri",
+        "partition",
+        "directory_number",
+        "route_string",
+        "origin_cluster",
+        "pattern",
+        "trunk",
+    ] {
+        if let Some(val) = json.get(key).filter(|v| !v.is_null()) {
+            let shown = val.as_str().map_or_else(|| val.to_string(), str::to_owned);
+            let _ = writeln!(
+                out,
+                "  {:<17} {shown}",
+                format!("{}:", key.replace('_', " "))
+            );
+        }
+    }
+    if let Some(d) = json.get("destinations").and_then(|d| d.as_array()) {
+        let list: Vec<_> = d.iter().filter_map(|x| x.as_str()).collect();
+        let _ = writeln!(out, "  {:<17} {}", "destinations:", list.join(", "));
+    }
+    out
 }
 
 fn destinations(trunk: &dialplan::TrunkSpec) -> serde_json::Value {

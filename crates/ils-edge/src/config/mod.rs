@@ -485,13 +485,13 @@ fn compile_plan(
             errs.check(&key, b.css(n, parts));
         }
     }
-    if let Some(css) = &raw.dialplan.default_inbound_css {
-        if let Some(n) = name(errs, "dialplan.default_inbound_css", css) {
-            errs.check(
-                "dialplan.default_inbound_css",
-                b.default_inbound_css(Some(n)),
-            );
-        }
+    if let Some(css) = &raw.dialplan.default_inbound_css
+        && let Some(n) = name(errs, "dialplan.default_inbound_css", css)
+    {
+        errs.check(
+            "dialplan.default_inbound_css",
+            b.default_inbound_css(Some(n)),
+        );
     }
     for (i, t) in raw.trunk.iter().enumerate() {
         let key = format!("trunk[{i}]");
