@@ -219,4 +219,6 @@ impl std::fmt::Debug for Router {
 }
 
 #[cfg(test)]
+mod select_tests;
+#[cfg(test)]
 mod tests;

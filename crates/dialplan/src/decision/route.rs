@@ -282,7 +282,7 @@ fn host_route<T: Tracer>(plan: &DialPlan, css: u32, host: &str, t: &mut T) -> De
             bare,
             t,
             |_| None,
-            |i| [&i.ip, &[]],
+            |i, scan| scan(&i.ip),
             |p| matches!(p, SipPattern::Ip(ip) if ip.contains(addr)),
         )
     } else {
@@ -317,7 +317,6 @@ fn select_domain<T: Tracer>(
     value: &str,
     t: &mut T,
 ) -> Option<u32> {
-    let last_label = value.rsplit('.').next().unwrap_or(value);
     select(
         plan,
         &plan.sip,
@@ -326,12 +325,20 @@ fn select_domain<T: Tracer>(
         value,
         t,
         |i| i.domain_exact.get(value).copied(),
-        |i| {
-            let group = i
-                .domain_suffix
-                .get(last_label)
-                .map_or(&[][..], Vec::as_slice);
-            [group, &i.domain_wild]
+        |i, scan| {
+            if !i.domain_suffix.is_empty() {
+                let mut suffix = value;
+                loop {
+                    if let Some(group) = i.domain_suffix.get(suffix) {
+                        scan(group);
+                    }
+                    let Some((_, rest)) = suffix.split_once('.') else {
+                        break;
+                    };
+                    suffix = rest;
+                }
+            }
+            scan(&i.domain_wild);
         },
         |p| matches!(p, SipPattern::Domain(d) if d.matches(value)),
     )
@@ -352,7 +359,7 @@ fn select_numeric<T: Tracer>(
         value,
         t,
         |i| i.numeric_exact.get(value).copied(),
-        |i| [&i.numeric_wild, &[]],
+        |i, scan| scan(&i.numeric_wild),
         |p: &NumericPattern| p.matches(value),
     )
 }
@@ -373,7 +380,7 @@ fn select<T: Tracer, P>(
     value: &str,
     t: &mut T,
     exact: impl Fn(&PartitionIndex) -> Option<u32>,
-    wild: impl Fn(&PartitionIndex) -> [&[u32]; 2],
+    wild: impl Fn(&PartitionIndex, &mut dyn FnMut(&[u32])),
     matches: impl Fn(&P) -> bool,
 ) -> Option<u32> {
     t.step(|| TraceStep::Matching {
@@ -386,7 +393,7 @@ fn select<T: Tracer, P>(
         if let Some(id) = exact(index) {
             best.offer(plan, patterns, id, t);
         }
-        for list in wild(index) {
+        wild(index, &mut |list: &[u32]| {
             for &id in list {
                 let candidate = &patterns[id as usize];
                 if !T::ENABLED
@@ -402,7 +409,7 @@ fn select<T: Tracer, P>(
                     }
                 }
             }
-        }
+        });
     }
     let Some(id) = best.id else {
         t.step(|| TraceStep::NoMatch {

@@ -102,17 +102,28 @@ impl DomainPattern {
         Specificity(Rank::Domain(counts.into()))
     }
 
-    /// The rightmost label when it is plain text (the plan groups wildcard patterns by it).
-    pub(crate) fn last_label(&self) -> Option<String> {
-        self.labels
-            .last()?
-            .0
+    /// The longest run of plain-text labels at the right end, such as `example.com` for
+    /// `rtp-ccm[1-5].example.com` or `route` for `*.route` (the plan groups wildcard patterns
+    /// by it). `None` when the rightmost label has a class or the pattern is `*`.
+    pub(crate) fn literal_suffix(&self) -> Option<String> {
+        let literal = |l: &&Label| l.0.iter().all(|i| matches!(i, Item::Char(_)));
+        let n = self.labels.iter().rev().take_while(literal).count();
+        if n == 0 {
+            return None;
+        }
+        let labels = &self.labels[self.labels.len() - n..];
+        let text: Vec<String> = labels
             .iter()
-            .map(|i| match *i {
-                Item::Char(c) => Some(char::from(c)),
-                Item::Set(_) => None,
+            .map(|l| {
+                l.0.iter()
+                    .map(|i| match *i {
+                        Item::Char(c) => char::from(c),
+                        Item::Set(_) => '?',
+                    })
+                    .collect()
             })
-            .collect()
+            .collect();
+        Some(text.join("."))
     }
 
     /// Whether the pattern is a plain name that only that name matches (the plan indexes
@@ -302,6 +313,13 @@ mod tests {
         assert!(p("a[^b]c").matches("axc"));
         assert!(!p("a[^b]c").matches("abc"));
         assert!(p("hq.route").is_exact());
+        assert_eq!(p("*.route").literal_suffix().as_deref(), Some("route"));
+        assert_eq!(
+            p("rtp-ccm[1-5].example.com").literal_suffix().as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(p("a.[bc]").literal_suffix(), None);
+        assert_eq!(p("*").literal_suffix(), None);
         assert!(!p("*.route").is_exact());
     }
 

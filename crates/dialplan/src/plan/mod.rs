@@ -248,7 +248,7 @@ impl DialPlanBuilder {
             SipPattern::Domain(d) if d.is_exact() => {
                 index.domain_exact.insert(d.as_str().into(), id);
             }
-            SipPattern::Domain(d) => match d.last_label() {
+            SipPattern::Domain(d) => match d.literal_suffix() {
                 Some(label) => index
                     .domain_suffix
                     .entry(label.into())
@@ -385,7 +385,7 @@ impl DialPlanBuilder {
 ///
 /// Each partition indexes its exact domain and all-literal numeric patterns in hash maps and
 /// keeps its wildcard patterns in lists ordered most specific first (wildcard domains grouped
-/// by their rightmost label), so a partition's best match is a map probe or the first hit of a
+/// by their plain-text label suffix), so a partition's best match is a map probe or the first hit of a
 /// short scan.
 #[derive(Debug)]
 pub struct DialPlan {
@@ -544,7 +544,8 @@ pub(crate) enum Action {
 #[derive(Debug, Default)]
 pub(crate) struct PartitionIndex {
     pub(crate) domain_exact: HashMap<Box<str>, u32, RandomState>,
-    /// Wildcard domain patterns whose rightmost label is plain text, by that label.
+    /// Wildcard domain patterns by their plain-text label suffix (`*.zone1.net` under
+    /// `zone1.net`); a lookup probes each suffix of the host.
     pub(crate) domain_suffix: HashMap<Box<str>, Vec<u32>, RandomState>,
     /// The other wildcard domain patterns (`*`, or a class in the rightmost label).
     pub(crate) domain_wild: Vec<u32>,
