@@ -1,4 +1,4 @@
-//! The tokio driver around [`Core`](crate::proxy::Core): UDP, TCP and TLS listeners on
+//! The tokio driver around [`Core`]: UDP, TCP and TLS listeners on
 //! sockets the caller bound, outbound connections reused per destination, the timer task, and
 //! graceful shutdown.
 //!
