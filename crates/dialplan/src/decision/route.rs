@@ -103,7 +103,10 @@ fn inbound<T: Tracer>(plan: &DialPlan, from: Inbound<'_>, t: &mut T) -> Option<C
             Inbound::Address(addr) => describe_source(addr),
         },
     });
-    let css = plan.default_css?;
+    let Some(css) = plan.default_css else {
+        t.step(|| TraceStep::NoDefaultInboundCss);
+        return None;
+    };
     t.step(|| TraceStep::DefaultInboundCss {
         css: plan.css[css as usize].name.clone(),
     });

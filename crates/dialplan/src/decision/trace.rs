@@ -44,6 +44,8 @@ pub enum TraceStep {
         /// The trunk name or source address given.
         from: String,
     },
+    /// No trunk matched and no default inbound calling search space is set: 403.
+    NoDefaultInboundCss,
     /// No trunk matched; the default inbound calling search space applies.
     DefaultInboundCss {
         /// The calling search space.
@@ -146,6 +148,9 @@ impl fmt::Display for TraceStep {
                 write!(f, ": calling search space {css}, dial string {dial_string}")
             }
             Self::NoInboundTrunk { from } => write!(f, "no trunk matches {from}"),
+            Self::NoDefaultInboundCss => {
+                f.write_str("no default inbound calling search space: refused with 403")
+            }
             Self::DefaultInboundCss { css } => {
                 write!(f, "default inbound calling search space {css}")
             }

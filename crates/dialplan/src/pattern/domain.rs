@@ -183,10 +183,10 @@ pub(super) fn fmt_domain(counts: &[u64], f: &mut fmt::Formatter<'_>) -> fmt::Res
         if i > 0 {
             f.write_str(".")?;
         }
-        if *n == u64::MAX {
-            f.write_str("*")?;
-        } else {
-            write!(f, "{n}")?;
+        match *n {
+            1 => f.write_str("exact")?,
+            u64::MAX => f.write_str("*")?,
+            n => write!(f, "class of {n}")?,
         }
     }
     Ok(())

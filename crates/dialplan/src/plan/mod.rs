@@ -328,21 +328,12 @@ impl DialPlanBuilder {
         let mut plan = self.plan;
         let (sip, numeric) = (&plan.sip, &plan.numeric);
         for index in &mut plan.index {
-            index.domain_wild.sort_by(|a, b| {
-                sip[*b as usize]
-                    .specificity
-                    .cmp(&sip[*a as usize].specificity)
-            });
-            index.ip.sort_by(|a, b| {
-                sip[*b as usize]
-                    .specificity
-                    .cmp(&sip[*a as usize].specificity)
-            });
-            index.numeric_wild.sort_by(|a, b| {
-                numeric[*b as usize]
-                    .specificity
-                    .cmp(&numeric[*a as usize].specificity)
-            });
+            most_specific_first(&mut index.domain_wild, sip);
+            for group in index.domain_suffix.values_mut() {
+                most_specific_first(group, sip);
+            }
+            most_specific_first(&mut index.ip, sip);
+            most_specific_first(&mut index.numeric_wild, numeric);
         }
         plan.sources
             .sort_by_key(|s| std::cmp::Reverse(s.0.prefix_len()));
@@ -552,6 +543,16 @@ pub(crate) struct PartitionIndex {
     pub(crate) ip: Vec<u32>,
     pub(crate) numeric_exact: HashMap<Box<str>, u32, RandomState>,
     pub(crate) numeric_wild: Vec<u32>,
+}
+
+/// Sorts pattern ids most specific first; the sort is stable, so configuration order breaks
+/// ties.
+fn most_specific_first<P>(ids: &mut [u32], patterns: &[Compiled<P>]) {
+    ids.sort_by(|a, b| {
+        patterns[*b as usize]
+            .specificity
+            .cmp(&patterns[*a as usize].specificity)
+    });
 }
 
 /// Ids are `u32`; a plan with four billion elements is not a plan we can load anyway.
