@@ -52,7 +52,7 @@ impl Dialer {
             spoke_targets,
             current: 0,
             cycle_failures: 0,
-            spoke_retry: Some(now),
+            spoke_retry: (role == Role::Spoke).then_some(now),
             registrar: config.registrar.clone(),
             registrar_cluster: None,
             targets: BTreeMap::new(),
@@ -192,7 +192,9 @@ impl Dialer {
     pub(super) fn closed(&mut self, now: Instant, addr: &str, was_up: bool, config: &NodeConfig) {
         let t = self.targets.entry(addr.to_owned()).or_default();
         t.dialing = false;
-        if was_up {
+        if self.role != Role::Hub {
+            // A spoke's retries are timed by `spoke_retry` alone.
+        } else if was_up {
             t.failures = 0;
             t.retry = Some(now + config.reconnect_min);
         } else {

@@ -295,7 +295,7 @@ impl Node {
         let store = Store::new(identity.cluster_id.clone());
         let dialer = Dialer::new(&config, now);
         let next_anti_entropy = now + config.sync_interval;
-        Self {
+        let mut node = Self {
             peers: PeerTable::new(&identity),
             identity,
             config,
@@ -310,7 +310,10 @@ impl Node {
             next_anti_entropy,
             shutting_down: false,
             stats: Stats::default(),
-        }
+        };
+        // The first dials (a spoke's or a later hub's registrar) are asked for at once.
+        node.after(now);
+        node
     }
 
     /// Starts a link over a connection the driver opened (`dialed`: the address it dialed,
