@@ -71,7 +71,7 @@ pub trait LearnedSink: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemorySink {
     cap: Option<usize>,
-    inner: Mutex<HashMap<DirectoryUri, (ClusterId, RouteString, u64)>>,
+    inner: Mutex<HashMap<DirectoryUri, (ClusterId, RouteString, u64), foldhash::fast::RandomState>>,
 }
 
 impl MemorySink {

@@ -7,6 +7,8 @@
 //! is applied only if its version is newer than what we hold for that URI.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,7 +59,7 @@ pub(crate) enum Applied {
 #[derive(Debug)]
 pub(crate) struct OriginLog {
     pub(crate) id: ClusterId,
-    pub(crate) entries: HashMap<Arc<str>, Entry>,
+    pub(crate) entries: HashMap<Arc<str>, Entry, RandomState>,
     pub(crate) by_version: BTreeMap<u64, Arc<str>>,
     /// Highest version seen from the origin (kept after tombstones are collected).
     pub(crate) max_version: u64,
@@ -73,7 +75,7 @@ impl OriginLog {
     fn new(id: ClusterId, via: Via) -> Self {
         Self {
             id,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             by_version: BTreeMap::new(),
             max_version: 0,
             live: 0,
