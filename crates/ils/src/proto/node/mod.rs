@@ -346,11 +346,11 @@ impl Node {
         }
         self.links
             .insert(id, Link::new(session, dialed.map(str::to_owned)));
-        if self.shutting_down {
-            if let Some(l) = self.links.get_mut(&id) {
-                l.session
-                    .goodbye(now, RefuseReason::ShuttingDown, "shutting down");
-            }
+        if self.shutting_down
+            && let Some(l) = self.links.get_mut(&id)
+        {
+            l.session
+                .goodbye(now, RefuseReason::ShuttingDown, "shutting down");
         }
         self.after(now);
         id
@@ -363,10 +363,10 @@ impl Node {
         let Some(l) = self.links.get_mut(&link) else {
             return;
         };
-        if let Err(error) = l.session.handle_frame(now, frame) {
-            if error != SessionError::Closed {
-                self.events.push_back(Event::ProtocolError { link, error });
-            }
+        if let Err(error) = l.session.handle_frame(now, frame)
+            && error != SessionError::Closed
+        {
+            self.events.push_back(Event::ProtocolError { link, error });
         }
         self.drain_session(now, link);
         self.after(now);
@@ -595,17 +595,17 @@ impl Node {
             });
         }
         let known = self.peers.name_of(&peer.cluster_id);
-        if let Some((name, PeerState::Up)) = &known {
-            if *name != peer.cluster_name {
-                return Err(Refusal {
-                    reason: RefuseReason::DuplicateClusterId,
-                    detail: format!(
-                        "duplicate cluster ID {}: already used by cluster {:?}, which is up in \
+        if let Some((name, PeerState::Up)) = &known
+            && *name != peer.cluster_name
+        {
+            return Err(Refusal {
+                reason: RefuseReason::DuplicateClusterId,
+                detail: format!(
+                    "duplicate cluster ID {}: already used by cluster {:?}, which is up in \
                          the peer vector; cluster {:?} needs another cluster ID",
-                        peer.cluster_id, name, peer.cluster_name
-                    ),
-                });
-            }
+                    peer.cluster_id, name, peer.cluster_name
+                ),
+            });
         }
         Ok(known.map(|(name, _)| name))
     }

@@ -479,13 +479,11 @@ impl Node {
         let mut changes = Vec::new();
         for k in gone {
             let live = log.forget(&k).is_some_and(|e| e.route.is_some());
-            if live {
-                if let Ok(uri) = DirectoryUri::parse(&k, self.config.uri_policy) {
-                    changes.push(LearnedChange::Remove {
-                        uri,
-                        version: d.max_version,
-                    });
-                }
+            if live && let Ok(uri) = DirectoryUri::parse(&k, self.config.uri_policy) {
+                changes.push(LearnedChange::Remove {
+                    uri,
+                    version: d.max_version,
+                });
             }
         }
         log.max_version = log.max_version.max(d.max_version);

@@ -198,6 +198,15 @@ impl Mesh {
             .sum()
     }
 
+    /// Bytes (frames encoded, prefixes included) sent from `from` to `to`.
+    pub(super) fn bytes_sent(&self, from: &str, to: &str) -> usize {
+        self.log
+            .iter()
+            .filter(|s| s.from == from && s.to == to)
+            .map(|s| s.bytes)
+            .sum()
+    }
+
     pub(super) fn total_records_sent(&self) -> usize {
         self.log.iter().map(|s| s.records).sum()
     }
@@ -275,14 +284,11 @@ impl Mesh {
                         (w.a.clone(), w.b.clone())
                     }
                 };
-                loop {
-                    let Some(frame) = self
-                        .nodes
-                        .get_mut(&src.0)
-                        .and_then(|n| n.node.poll_frame(src.1))
-                    else {
-                        break;
-                    };
+                while let Some(frame) = self
+                    .nodes
+                    .get_mut(&src.0)
+                    .and_then(|n| n.node.poll_frame(src.1))
+                {
                     moved = true;
                     let mut buf = BytesMut::new();
                     let bytes = codec::encode(&frame, &mut buf);
@@ -304,10 +310,8 @@ impl Mesh {
                     };
                     let lost = self.lose.as_mut().is_some_and(|f| f(&sent, &frame));
                     self.log.push(sent);
-                    if !lost {
-                        if let Some(n) = self.nodes.get_mut(&dst.0) {
-                            n.node.handle_frame(now, dst.1, frame);
-                        }
+                    if !lost && let Some(n) = self.nodes.get_mut(&dst.0) {
+                        n.node.handle_frame(now, dst.1, frame);
                     }
                 }
             }

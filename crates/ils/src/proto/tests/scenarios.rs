@@ -66,6 +66,9 @@ fn records_already_held_are_synced_at_join() {
     m.run();
     assert_eq!(m.learned("BR").len(), 250);
     assert_eq!(m.records_sent("HQ", "BR"), 250);
+    // About one copy of the data on the wire: no record is sent twice.
+    let per_record = m.bytes_sent("HQ", "BR") / 250;
+    assert!(per_record < 40, "{per_record} bytes per record");
     assert!(
         m.events("BR")
             .iter()
