@@ -3,58 +3,15 @@
 //! The replication node applies every accepted change of another cluster's records through
 //! this trait, one batch per origin, in version order. The table applies the learned cap and
 //! the duplicate policy and reports what it did; the node turns the report into events and
-//! counters. The batch and report types mirror the dial plan's learned-table types one to one,
-//! so the daemon's adapter is a field-by-field move.
+//! counters. The batch and report types are the dial plan's own, and the dial plan's
+//! [`LearnedTable`](dialplan::LearnedTable) is a sink as it is.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use dialplan::{ClusterId, DirectoryUri, RouteString};
 
-/// One change to a learned URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LearnedChange {
-    /// The origin advertises `uri` with `route_string` (new or changed).
-    Upsert {
-        /// The URI.
-        uri: DirectoryUri,
-        /// The route string to route it by.
-        route_string: RouteString,
-        /// The origin's version of this change.
-        version: u64,
-    },
-    /// The origin no longer advertises `uri`.
-    Remove {
-        /// The URI.
-        uri: DirectoryUri,
-        /// The origin's version of this change.
-        version: u64,
-    },
-}
-
-/// Changes from one origin cluster, in version order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LearnedBatch {
-    /// The cluster that advertised these URIs.
-    pub origin: ClusterId,
-    /// The changes.
-    pub changes: Vec<LearnedChange>,
-}
-
-/// What the table did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// URIs added or changed.
-    pub upserted: usize,
-    /// URIs removed.
-    pub removed: usize,
-    /// Changes older than what the table holds (ignored).
-    pub stale: usize,
-    /// New URIs refused because the learned cap is reached.
-    pub refused_cap: usize,
-    /// URIs now claimed by two origins (the duplicate policy chose one).
-    pub new_conflicts: usize,
-}
+pub use dialplan::{ApplyReport, LearnedBatch, LearnedChange};
 
 /// The learned table as the replication node sees it.
 ///
@@ -63,6 +20,13 @@ pub struct ApplyReport {
 pub trait LearnedSink: Send + Sync {
     /// Applies one origin's changes.
     fn apply(&self, batch: LearnedBatch) -> ApplyReport;
+}
+
+impl LearnedSink for dialplan::LearnedTable {
+    fn apply(&self, batch: LearnedBatch) -> ApplyReport {
+        // The inherent method: it takes precedence over this trait method.
+        Self::apply(self, batch)
+    }
 }
 
 /// A simple in-memory learned table: a map with a cap and "first learned wins".

@@ -156,3 +156,34 @@ async fn a_peer_sending_an_oversized_frame_is_cut_off_and_others_carry_on() {
     br.service.shutdown(Duration::from_secs(1)).await;
     hq.service.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_fills_the_dial_plans_learned_table() {
+    use dialplan::{DuplicatePolicy, LearnedTable};
+    let hq = edge("HQ", Role::Hub, None).await;
+    let table = Arc::new(LearnedTable::new(
+        100_000,
+        DuplicatePolicy::FirstLearned,
+        UriLookupPolicy::CaseSensitive,
+    ));
+    let mut c = Config::new(
+        ClusterId::new("BR").expect("id"),
+        "br.example.com",
+        Role::Spoke,
+    );
+    c.registrar = Some(hq.addr.clone());
+    let br = Service::start(
+        c,
+        table.clone(),
+        Arc::new(OpenAuthenticator),
+        Arc::new(PlainTcp),
+    )
+    .expect("start");
+    hq.service
+        .advertise([(uri("alice@hq.example.com"), route("HQ"))]);
+    eventually("alice in BR's learned table", || table.len() == 1).await;
+    let entry = table.get(&uri("alice@hq.example.com")).expect("learned");
+    assert!(format!("{entry:?}").contains("hq.route"), "{entry:?}");
+    br.shutdown(Duration::from_secs(1)).await;
+    hq.service.shutdown(Duration::from_secs(1)).await;
+}
