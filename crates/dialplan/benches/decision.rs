@@ -247,6 +247,21 @@ fn time_each(
     Latencies(out)
 }
 
+fn time_uris<R>(
+    samples: usize,
+    uris: &[DirectoryUri],
+    f: impl Fn(&DirectoryUri) -> R,
+) -> Latencies {
+    let mut out = Vec::with_capacity(samples);
+    for k in 0..samples {
+        let uri = &uris[k % uris.len()];
+        let start = Instant::now();
+        black_box(f(uri));
+        out.push(start.elapsed());
+    }
+    Latencies(out)
+}
+
 /// A writer that applies `batch`-entry batches back to back (9,500 updates, 250 inserts and
 /// 250 removes per 10,000) until stopped, and returns each batch's apply time.
 fn spawn_writer(
@@ -309,11 +324,25 @@ fn decision(c: &mut Criterion) {
     );
 
     // Per-call latencies, no writer.
-    let mut get = time_each(scale.samples, &reqs, |user, host| {
+    let uris: Vec<DirectoryUri> = reqs
+        .iter()
+        .map(|(u, h)| DirectoryUri::from_parts(u, h, POLICY).expect("valid"))
+        .collect();
+    let mut contains = time_uris(scale.samples, &uris, |uri| table.contains(uri));
+    println!(
+        "table contains (lookup only), alone:  {}",
+        contains.summary()
+    );
+    let mut get = time_uris(scale.samples, &uris, |uri| table.get(uri));
+    println!("table get (lookup + copy out), alone: {}", get.summary());
+    let mut parse_get = time_each(scale.samples, &reqs, |user, host| {
         let uri = DirectoryUri::from_parts(user, host, POLICY).expect("valid");
         black_box(table.get(&uri));
     });
-    println!("table get (parse + lookup), alone:    {}", get.summary());
+    println!(
+        "table get (parse + lookup), alone:    {}",
+        parse_get.summary()
+    );
     let mut decide = time_each(scale.samples, &reqs, |user, host| {
         black_box(router.decide(&request(user, host)));
     });
@@ -325,16 +354,21 @@ fn decision(c: &mut Criterion) {
     let mut busy = time_each(scale.samples * 2, &reqs, |user, host| {
         black_box(router.decide(&request(user, host)));
     });
+    let mut busy_get = time_uris(scale.samples, &uris, |uri| table.get(uri));
     stop.store(true, Ordering::Relaxed);
     let mut batches = Latencies(writer.join().expect("writer thread"));
     println!("decide learned URI, writer applying:  {}", busy.summary());
+    println!(
+        "table get, writer applying:           {}",
+        busy_get.summary()
+    );
     println!(
         "writer: {} batches of {}, apply p50 {:?} max {:?}; longest read stall {:?}",
         batches.0.len(),
         scale.batch,
         batches.percentile(0.5),
         batches.percentile(1.0),
-        busy.percentile(1.0)
+        busy.percentile(1.0).max(busy_get.percentile(1.0))
     );
 
     let mut group = c.benchmark_group("decision");
@@ -367,11 +401,6 @@ fn decision(c: &mut Criterion) {
         })
     });
     group.bench_function("table_get", |b| {
-        let uris: Vec<DirectoryUri> = reqs
-            .iter()
-            .take(10_000)
-            .map(|(u, h)| DirectoryUri::from_parts(u, h, POLICY).expect("valid"))
-            .collect();
         b.iter(|| {
             k += 1;
             black_box(table.get(&uris[k % uris.len()]))

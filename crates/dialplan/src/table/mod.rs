@@ -259,6 +259,11 @@ impl LearnedTable {
         })
     }
 
+    /// Whether any cluster advertises `uri` (a lookup that copies nothing out).
+    pub fn contains(&self, uri: &DirectoryUri) -> bool {
+        self.map.pin().contains_key(&*self.key(uri))
+    }
+
     /// Calls `f` with the route string and origin of `uri`'s winning claim, without copying
     /// them (the router's path).
     pub(crate) fn with_route<R>(

@@ -57,6 +57,8 @@ fn learns_and_looks_up() {
     assert_eq!(e.version, 1);
     assert_eq!(t.len(), 1);
     assert!(t.get(&uri("bob@hq.example.com")).is_none());
+    assert!(t.contains(&uri("alice@hq.example.com")));
+    assert!(!t.contains(&uri("bob@hq.example.com")));
 }
 
 #[test]
