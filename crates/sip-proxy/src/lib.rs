@@ -14,6 +14,7 @@ pub mod message;
 pub mod proxy;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;
 
 pub use proxy::{Core, Route, RouteRequest, RouteResult, Target};
 pub use transport::{Proxy, ProxyHandle};

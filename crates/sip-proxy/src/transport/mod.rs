@@ -36,7 +36,7 @@ pub struct Proxy<R> {
     tls: Vec<(TcpListener, TlsAcceptor)>,
 }
 
-/// A running proxy.
+/// A running proxy. Clones share it.
 pub struct ProxyHandle<R> {
     shared: Arc<Shared<R>>,
     addrs: Vec<(Transport, SocketAddr)>,
@@ -180,6 +180,15 @@ impl<R: Route + Send + 'static> Proxy<R> {
 }
 
 // === impl ProxyHandle ===
+
+impl<R> Clone for ProxyHandle<R> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            addrs: self.addrs.clone(),
+        }
+    }
+}
 
 impl<R: Route + Send + 'static> ProxyHandle<R> {
     /// The bound addresses, in registration order.

@@ -209,3 +209,49 @@ async fn reuseport_sockets_share_one_port() {
         sockets[1].local_addr().unwrap()
     );
 }
+
+#[tokio::test]
+async fn monitor_pings_and_marks_a_silent_destination_down() {
+    use sip_proxy::trunk::{DestinationSpec, Health, TrunkSpec, TrunkTable, monitor};
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dead = Peer {
+        transport: Transport::Udp,
+        addr: silent.local_addr().unwrap(),
+    };
+    let live = udp_trunk(200).await;
+    let proxy = start_proxy(vec![], None).await;
+    let table = Arc::new(TrunkTable::new());
+    table.set(
+        "hq",
+        TrunkSpec {
+            destinations: vec![
+                DestinationSpec::Addr(dead.addr),
+                DestinationSpec::Addr(live.addr),
+            ],
+            transport: Transport::Udp,
+            ping_interval: Some(Duration::from_secs(30)),
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(monitor::run(
+        proxy.handle.clone(),
+        table.clone(),
+        proxy.events,
+        None,
+        monitor::MonitorConfig::default(),
+        stop.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while (table.health(dead), table.health(live)) != (Health::Down, Health::Up) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "states: {:?}",
+            table.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(table.destinations("hq"), [live]);
+    stop.cancel();
+    task.await.unwrap();
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
