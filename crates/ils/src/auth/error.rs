@@ -193,6 +193,12 @@ pub enum AuthError {
     /// Any other TLS failure.
     #[error("TLS: {0}")]
     Tls(#[source] rustls::Error),
+    /// The private key is unusable or does not belong to the certificate.
+    #[error("unusable private key: {reason}")]
+    BadPrivateKey {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Creating a key or certificate failed.
     #[error("creating the identity failed: {0}")]
     KeyGeneration(String),
@@ -221,6 +227,7 @@ impl AuthError {
             Self::Throttled { .. } => "throttled",
             Self::RefusedByPeer { .. } => "refused_by_peer",
             Self::Tls(_) => "tls",
+            Self::BadPrivateKey { .. } => "bad_private_key",
             Self::KeyGeneration(_) => "key_generation",
         }
     }
@@ -235,6 +242,7 @@ impl AuthError {
                 | Self::IdentityName { .. }
                 | Self::Io { .. }
                 | Self::Throttled { .. }
+                | Self::BadPrivateKey { .. }
                 | Self::KeyGeneration(_)
         )
     }
@@ -347,6 +355,9 @@ impl AuthError {
                 alert: alert.clone(),
             },
             Self::Tls(e) => Self::Tls(e.clone()),
+            Self::BadPrivateKey { reason } => Self::BadPrivateKey {
+                reason: reason.clone(),
+            },
             Self::KeyGeneration(s) => Self::KeyGeneration(s.clone()),
         }
     }

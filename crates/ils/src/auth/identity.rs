@@ -131,6 +131,10 @@ impl Identity {
                 path: cert.to_owned(),
                 reason,
             },
+            AuthError::BadPrivateKey { reason } => AuthError::BadPem {
+                path: key.to_owned(),
+                reason,
+            },
             other => other,
         })
     }
@@ -146,6 +150,10 @@ impl Identity {
             });
         };
         CertFacts::parse(end_entity)?;
+        rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &super::provider())
+            .map_err(|e| AuthError::BadPrivateKey {
+                reason: e.to_string(),
+            })?;
         Ok(Self { chain, key })
     }
 
