@@ -334,3 +334,33 @@ fn hundred_thousand_records_store_and_load() {
     assert_eq!(loaded[0].records.len(), 100_000);
     println!("100k records (debug build): store {stored:?}, reopen + load {load:?}");
 }
+
+#[test]
+fn grouped_batches_commit_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("ils.db")).expect("open");
+    let (hq, dr) = (id("HQ"), id("DR"));
+    let a = records("a", 1, 10);
+    let b = records("b", 11, 20);
+    let d = records("d", 1, 5);
+    let batches = [
+        ils::store::Batch {
+            origin: &hq,
+            records: &a,
+            new_position: 10,
+        },
+        ils::store::Batch {
+            origin: &hq,
+            records: &b,
+            new_position: 20,
+        },
+        ils::store::Batch {
+            origin: &dr,
+            records: &d,
+            new_position: 5,
+        },
+    ];
+    assert_eq!(store.apply_batches(&batches).expect("group"), 25);
+    let positions = store.positions().expect("positions");
+    assert_eq!((positions[&hq], positions[&dr]), (20, 5));
+}

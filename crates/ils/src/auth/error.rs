@@ -261,10 +261,10 @@ impl AuthError {
 
     /// Maps a rustls error to the refusal it carries.
     pub fn from_rustls(err: &rustls::Error) -> Self {
-        if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = err {
-            if let Some(own) = other.0.downcast_ref::<Self>() {
-                return own.clone_refusal();
-            }
+        if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = err
+            && let Some(own) = other.0.downcast_ref::<Self>()
+        {
+            return own.clone_refusal();
         }
         match err {
             rustls::Error::AlertReceived(alert) => Self::RefusedByPeer {

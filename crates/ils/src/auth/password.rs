@@ -147,8 +147,8 @@ pub struct Transcript<'a> {
 }
 
 impl<'a> Transcript<'a> {
-    fn peer_view(&self) -> Transcript<'a> {
-        Transcript {
+    fn peer_view(&self) -> Self {
+        Self {
             side: self.side.peer(),
             own_nonce: self.peer_nonce,
             peer_nonce: self.own_nonce,

@@ -16,7 +16,10 @@
 //! thousands of records costs a single flush.
 //!
 //! A batch ([`Store::apply_batch`]) is applied with its new position in one transaction: after a
-//! crash either both are there or neither is.
+//! crash either both are there or neither is. Each commit rewrites every page it touches, and
+//! records arriving in version order land on pages all over the URI-keyed table, so a driver
+//! receiving a stream of small batches (a full sync) should group what has arrived into one
+//! [`Store::apply_batches`] call and acknowledge it all once that returns.
 //!
 //! # Schema
 //!
@@ -99,6 +102,17 @@ pub struct LearnedRecord {
     pub version: u64,
     /// A deletion, kept until collected.
     pub tombstone: bool,
+}
+
+/// One origin's records and the position they bring it to, for [`Store::apply_batches`].
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// The origin cluster.
+    pub origin: &'a ClusterId,
+    /// Its records.
+    pub records: &'a [LearnedRecord],
+    /// The origin's highest contiguous version once these are applied.
+    pub new_position: u64,
 }
 
 /// The learned records of one origin cluster.
@@ -224,11 +238,31 @@ impl Store {
         records: &[LearnedRecord],
         new_position: u64,
     ) -> Result<usize, StoreError> {
+        self.apply_batches(&[Batch {
+            origin,
+            records,
+            new_position,
+        }])
+    }
+
+    /// Applies several batches (of one or more origins) in a single durable transaction: group
+    /// commit. Each commit costs a flush and rewrites every page it touches, so a driver that
+    /// receives many small batches quickly (a full sync) should apply what has arrived together
+    /// and acknowledge all of it after this returns. Returns how many records changed.
+    pub fn apply_batches(&mut self, batches: &[Batch<'_>]) -> Result<usize, StoreError> {
         let now = unix(SystemTime::now());
-        let position = sql_version(new_position)?;
-        for r in records {
-            sql_version(r.version)?;
+        let mut rows: Vec<(&str, &LearnedRecord)> = Vec::new();
+        let mut positions: Vec<(&str, i64)> = Vec::with_capacity(batches.len());
+        for b in batches {
+            positions.push((b.origin.as_str(), sql_version(b.new_position)?));
+            for r in b.records {
+                sql_version(r.version)?;
+                rows.push((b.origin.as_str(), r));
+            }
         }
+        // Key order keeps the B-tree writes local; the version guard makes the order of
+        // duplicates irrelevant.
+        rows.sort_unstable_by(|a, b| (a.0, &a.1.uri).cmp(&(b.0, &b.1.uri)));
         let path = &self.path;
         let err = |context| sql_err(path, context);
         let tx = self.conn.transaction().map_err(err("starting a batch"))?;
@@ -244,10 +278,10 @@ impl Store {
                      WHERE excluded.version > learned.version",
                 )
                 .map_err(err("preparing the record upsert"))?;
-            for r in records {
+            for (origin, r) in rows {
                 changed += upsert
                     .execute(params![
-                        origin.as_str(),
+                        origin,
                         r.uri,
                         r.route,
                         r.version as i64,
@@ -257,7 +291,9 @@ impl Store {
                     .map_err(err("writing a learned record"))?;
             }
         }
-        set_position(&tx, origin.as_str(), position, now).map_err(err("writing the position"))?;
+        for (origin, position) in positions {
+            set_position(&tx, origin, position, now).map_err(err("writing the position"))?;
+        }
         tx.commit().map_err(err("committing a batch"))?;
         Ok(changed)
     }

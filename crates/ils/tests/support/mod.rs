@@ -339,10 +339,10 @@ pub async fn serve_one(
         Err(e) => return Outcome::RefusedByPeer(format!("accept: {e}")),
     };
     let now = std::time::Instant::now();
-    if let Some(t) = &throttle {
-        if let Err(e) = t.check(from.ip(), now) {
-            return Outcome::Refused(e);
-        }
+    if let Some(t) = &throttle
+        && let Err(e) = t.check(from.ip(), now)
+    {
+        return Outcome::Refused(e);
     }
     let outcome = serve_stream(tcp, edge).await;
     if let Some(t) = throttle {
