@@ -313,6 +313,17 @@ impl DirectoryUri {
         &self.text[usize::from(self.at) + 1..]
     }
 
+    /// Rebuilds a URI from text that [`Self::as_str`] produced (a table key).
+    pub(crate) fn from_canonical(text: &str) -> Self {
+        // A canonical user part escapes `@`, so the last `@` separates user and host.
+        let at = text.rfind('@').unwrap_or(0);
+        Self {
+            text: text.into(),
+            // Canonical text is at most MAX_LEN (254) bytes long.
+            at: at as u16,
+        }
+    }
+
     /// Moves the canonical text out, for use as a compact table key.
     pub fn into_boxed_str(self) -> Box<str> {
         self.text

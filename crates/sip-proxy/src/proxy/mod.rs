@@ -1,0 +1,314 @@
+//! The stateful proxy core (RFC 3261 §16), sans-IO: validates requests, asks a [`Route`] where
+//! they go, forwards them through client transactions with serial failover, and relays
+//! responses back.
+//!
+//! ```text
+//!  handle_datagram ─▶ Transactions ─Event::Request─▶ validate ─▶ loose routing / Route::route
+//!                                                                 │ Forward(Target)
+//!                      poll_transmit ◀── client transaction ◀─────┘ (one destination at a time)
+//!  responses ─▶ best response / failover on timeout, transport error or 503 ─▶ server tx
+//! ```
+//!
+//! Requests inside a dialog (a To tag, or Route headers left after popping our own) follow
+//! their Route set or Request-URI without consulting the [`Route`]; everything else is routed
+//! by it. ACK for a 2xx is forwarded statelessly, as are responses that match no transaction.
+
+mod addr;
+mod request;
+mod response;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::message::{Message, Method, Uri};
+use crate::transaction::{
+    self, ClientId, Event as TsxEvent, Peer, ServerId, Transactions, Transmit,
+};
+
+pub use addr::LocalAddr;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Decides where an out-of-dialog request goes. The daemon implements it over the dial plan.
+pub trait Route {
+    /// Routes one request.
+    fn route(&self, req: &RouteRequest<'_>) -> RouteResult;
+
+    /// Resolves a URI that is not an IP literal (a Route or Request-URI host name) to
+    /// destinations, in the order to try. The default resolves nothing.
+    fn resolve(&self, uri: &Uri<'_>) -> Vec<Peer> {
+        let _ = uri;
+        Vec::new()
+    }
+}
+
+/// What a [`Route`] sees of a request.
+#[derive(Debug)]
+pub struct RouteRequest<'a> {
+    /// The source address and transport.
+    pub source: Peer,
+    /// The method.
+    pub method: &'a Method,
+    /// The Request-URI (after strict-route fix-up).
+    pub uri: &'a Uri<'a>,
+    /// The `X-cisco-dest-route-string` value, if present.
+    pub dest_route: Option<&'a [u8]>,
+    /// The whole request.
+    pub message: &'a Message,
+}
+
+/// The routing decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteResult {
+    /// Forward to these destinations, trying them in order.
+    Forward(Target),
+    /// Answer with this final status.
+    Reject {
+        /// The status code (403, 404, ...).
+        status: u16,
+        /// The reason phrase.
+        reason: Cow<'static, str>,
+    },
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The trunk name, for logs and metrics.
+    pub trunk: String,
+    /// Resolved destinations in failover order; down destinations already left out.
+    pub destinations: Vec<Peer>,
+    /// Header lines to add, e.g. `("X-cisco-dest-route-string", "<sip:hq.route>")`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Proxy settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Transaction timers.
+    pub transaction: transaction::Config,
+    /// Our addresses, one per listening transport, as put into Via and Record-Route.
+    pub local: Vec<LocalAddr>,
+    /// Host names that also mean this proxy (for Route, Request-URI and OPTIONS checks).
+    pub aliases: Vec<String>,
+    /// The `Server` header value in responses we generate.
+    pub server: String,
+    /// Insert Record-Route into dialog-creating requests. Default true.
+    pub record_route: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            transaction: transaction::Config::default(),
+            local: Vec::new(),
+            aliases: Vec::new(),
+            server: "ils-edge".to_owned(),
+            record_route: true,
+        }
+    }
+}
+
+/// What the driver should know about: destination health and pings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A destination answered a forwarded request.
+    DestinationAnswered {
+        /// The destination.
+        peer: Peer,
+    },
+    /// A destination failed a forwarded request; the proxy failed over if it could.
+    DestinationFailed {
+        /// The destination.
+        peer: Peer,
+        /// Why.
+        reason: FailReason,
+    },
+    /// An OPTIONS ping got a final response.
+    PingAnswered {
+        /// The pinged destination.
+        peer: Peer,
+        /// The status code.
+        status: u16,
+    },
+    /// An OPTIONS ping got no answer or could not be sent.
+    PingFailed {
+        /// The pinged destination.
+        peer: Peer,
+    },
+}
+
+/// Why a destination failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// No response within the response timeout.
+    Timeout,
+    /// The request could not be sent.
+    Transport,
+    /// It answered `503 Service Unavailable`.
+    Unavailable,
+}
+
+/// The proxy state machine.
+#[derive(Debug)]
+pub struct Core<R> {
+    config: Config,
+    router: R,
+    tsx: Transactions,
+    contexts: Map<ServerId, Context>,
+    by_client: Map<ClientId, ServerId>,
+    pings: Map<ClientId, Peer>,
+    events: VecDeque<Event>,
+    to_tag_seed: u64,
+}
+
+/// One proxied request: the response context of RFC 3261 §16.
+#[derive(Debug)]
+struct Context {
+    request: Message,
+    source: Peer,
+    method: Method,
+    plan: request::Plan,
+    targets: Vec<Peer>,
+    /// The next destination to try.
+    next: usize,
+    /// The pending branch and its destination.
+    branch: Option<(ClientId, Peer)>,
+    provisional: bool,
+    cancel_pending: bool,
+    cancelled: bool,
+    /// The best final response so far: status and the response to forward (None when we
+    /// synthesise it).
+    best: Option<(u16, Option<Message>)>,
+}
+
+// === impl Core ===
+
+impl<R: Route> Core<R> {
+    /// A proxy with no transactions.
+    pub fn new(config: Config, router: R) -> Self {
+        let tsx = Transactions::new(config.transaction.clone());
+        Self {
+            config,
+            router,
+            tsx,
+            contexts: Map::default(),
+            by_client: Map::default(),
+            pings: Map::default(),
+            events: VecDeque::new(),
+            to_tag_seed: 0x1e5e_d6e0,
+        }
+    }
+
+    /// The router.
+    pub fn router(&self) -> &R {
+        &self.router
+    }
+
+    /// Replaces the router (hot reload); requests in progress keep their destinations.
+    pub fn set_router(&mut self, router: R) {
+        self.router = router;
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Parses and processes one received message (a UDP datagram or a framed stream message).
+    /// A request that does not parse is answered `400` (or `505`) when a response can be
+    /// formed; anything else unparsable is dropped.
+    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: Bytes) {
+        match Message::parse(bytes.clone()) {
+            Ok(msg) => self.handle_message(now, from, msg),
+            Err(err) => {
+                tracing::debug!(peer = %from.addr, error = %err, "dropping unparsable message");
+                self.reject_malformed(from, bytes, &err);
+            }
+        }
+    }
+
+    /// Processes one parsed message.
+    pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
+        self.tsx.handle_message(now, from, msg);
+        self.process(now);
+    }
+
+    /// Fires due deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tsx.handle_timeout(now);
+        self.process(now);
+    }
+
+    /// Reports that a [`Transmit`] with `client` set could not be sent.
+    pub fn handle_transport_error(&mut self, now: Instant, client: ClientId) {
+        self.tsx.handle_transport_error(client);
+        self.process(now);
+    }
+
+    /// Sends an OPTIONS ping to a destination; the result arrives as [`Event::PingAnswered`]
+    /// or [`Event::PingFailed`].
+    pub fn send_ping(&mut self, now: Instant, to: Peer) -> ClientId {
+        let seq = self.tsx_seq();
+        let req = addr::options_ping(&self.config, to, seq);
+        let id = self.tsx.send_request(now, to, req);
+        self.pings.insert(id, to);
+        id
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tsx.poll_transmit()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tsx.poll_timeout()
+    }
+
+    /// Requests in progress, for metrics and graceful shutdown.
+    pub fn pending(&self) -> usize {
+        self.contexts.len()
+    }
+
+    fn process(&mut self, now: Instant) {
+        while let Some(event) = self.tsx.poll_event() {
+            match event {
+                TsxEvent::Request { id, from, msg } => self.on_request(now, id, from, msg),
+                TsxEvent::Cancel {
+                    id,
+                    invite,
+                    from: _,
+                    msg,
+                } => self.on_cancel(now, id, invite, &msg),
+                TsxEvent::Ack { from, msg } => self.on_ack(from, &msg),
+                TsxEvent::Response { id, msg } => self.on_response(now, id, msg),
+                TsxEvent::StrayResponse { from: _, msg } => self.forward_stray_response(&msg),
+                TsxEvent::TimedOut { id, provisional } => {
+                    self.on_branch_failure(now, id, provisional, false)
+                }
+                TsxEvent::TransportFailed { id } => self.on_branch_failure(now, id, false, true),
+                TsxEvent::AckTimedOut { id } => {
+                    tracing::debug!(?id, "no ACK for a final response");
+                }
+            }
+        }
+    }
+
+    fn tsx_seq(&mut self) -> u64 {
+        self.to_tag_seed = self.to_tag_seed.wrapping_add(1);
+        self.to_tag_seed
+    }
+}

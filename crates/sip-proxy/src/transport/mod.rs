@@ -1,0 +1,320 @@
+//! The tokio driver around [`Core`]: UDP, TCP and TLS listeners on
+//! sockets the caller bound, outbound connections reused per destination, the timer task, and
+//! graceful shutdown.
+//!
+//! The core sits behind one mutex. Socket tasks parse outside it, lock only to hand a message
+//! in, collect the transmits it produced, and send them after unlocking. A timer task sleeps
+//! until the core's next deadline and is woken when a message brings that deadline forward.
+
+mod stream;
+mod udp;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Notify, mpsc};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::message::Message;
+use crate::proxy::{self, Core, Route};
+use crate::transaction::{Peer, Transmit, Transport};
+
+pub use udp::bind_udp;
+
+/// A proxy being assembled: register sockets, then [`Proxy::start`].
+pub struct Proxy<R> {
+    shared: Arc<Shared<R>>,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: Vec<TcpListener>,
+    tls: Vec<(TcpListener, TlsAcceptor)>,
+}
+
+/// A running proxy.
+pub struct ProxyHandle<R> {
+    shared: Arc<Shared<R>>,
+    addrs: Vec<(Transport, SocketAddr)>,
+}
+
+/// Driver settings.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Largest message accepted on a stream.
+    pub max_message_size: usize,
+    /// How long an outbound TCP or TLS connect may take before the branch fails over.
+    pub connect_timeout: Duration,
+    /// Messages queued per connection before further ones are dropped.
+    pub connection_queue: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            connect_timeout: Duration::from_secs(2),
+            connection_queue: 1024,
+        }
+    }
+}
+
+pub(crate) struct Shared<R> {
+    engine: Mutex<Engine<R>>,
+    wake: Notify,
+    udp: Mutex<Vec<Arc<UdpSocket>>>,
+    conns: Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>,
+    connector: Option<TlsConnector>,
+    events: Option<mpsc::Sender<proxy::Event>>,
+    config: DriverConfig,
+    /// Cancelled to stop accepting new connections and datagrams.
+    stop_accepting: CancellationToken,
+    /// Cancelled to stop everything.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+struct Engine<R> {
+    core: Core<R>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+}
+
+/// What one call into the core produced.
+#[derive(Default)]
+struct Output {
+    transmits: Vec<Transmit>,
+    events: Vec<proxy::Event>,
+}
+
+// === impl Proxy ===
+
+impl<R: Route + Send + 'static> Proxy<R> {
+    /// A proxy over `core`. `connector` enables outbound TLS; `events` receives destination
+    /// health and ping results.
+    pub fn new(
+        core: Core<R>,
+        config: DriverConfig,
+        connector: Option<TlsConnector>,
+        events: Option<mpsc::Sender<proxy::Event>>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(Engine { core, armed: None }),
+            wake: Notify::new(),
+            udp: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+            connector,
+            events,
+            config,
+            stop_accepting: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        Self {
+            shared,
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+        }
+    }
+
+    /// Adds a bound UDP socket; returns its local address.
+    pub fn register_udp(&mut self, socket: UdpSocket) -> io::Result<SocketAddr> {
+        let addr = socket.local_addr()?;
+        self.udp.push(Arc::new(socket));
+        Ok(addr)
+    }
+
+    /// Adds a TCP listener; returns its local address.
+    pub fn register_tcp(&mut self, listener: TcpListener) -> io::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        self.tcp.push(listener);
+        Ok(addr)
+    }
+
+    /// Adds a TLS listener; returns its local address.
+    pub fn register_tls(
+        &mut self,
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+    ) -> io::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        self.tls.push((listener, acceptor));
+        Ok(addr)
+    }
+
+    /// Spawns the socket and timer tasks on the current tokio runtime.
+    pub fn start(self) -> io::Result<ProxyHandle<R>> {
+        let shared = self.shared;
+        let mut addrs = Vec::new();
+        lock(&shared.udp).extend(self.udp.iter().cloned());
+        for socket in self.udp {
+            let addr = socket.local_addr()?;
+            tracing::info!(proto = %"udp", addr = %addr, "listening");
+            addrs.push((Transport::Udp, addr));
+            shared.tasks.spawn(udp::receive(shared.clone(), socket));
+        }
+        for listener in self.tcp {
+            let addr = listener.local_addr()?;
+            tracing::info!(proto = %"tcp", addr = %addr, "listening");
+            addrs.push((Transport::Tcp, addr));
+            shared
+                .tasks
+                .spawn(stream::accept(shared.clone(), listener, None));
+        }
+        for (listener, acceptor) in self.tls {
+            let addr = listener.local_addr()?;
+            tracing::info!(proto = %"tls", addr = %addr, "listening");
+            addrs.push((Transport::Tls, addr));
+            shared
+                .tasks
+                .spawn(stream::accept(shared.clone(), listener, Some(acceptor)));
+        }
+        shared.tasks.spawn(timers(shared.clone()));
+        Ok(ProxyHandle { shared, addrs })
+    }
+}
+
+// === impl ProxyHandle ===
+
+impl<R: Route + Send + 'static> ProxyHandle<R> {
+    /// The bound addresses, in registration order.
+    pub fn local_addrs(&self) -> &[(Transport, SocketAddr)] {
+        &self.addrs
+    }
+
+    /// The first bound address of a transport.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+    }
+
+    /// Replaces the router; requests in progress keep their destinations.
+    pub fn set_router(&self, router: R) {
+        lock(&self.shared.engine).core.set_router(router);
+    }
+
+    /// Runs `f` on the router, e.g. to read trunk state.
+    pub fn with_router<T>(&self, f: impl FnOnce(&R) -> T) -> T {
+        f(lock(&self.shared.engine).core.router())
+    }
+
+    /// Sends an OPTIONS ping; the result arrives on the events channel.
+    pub fn ping(&self, to: Peer) {
+        self.shared.call(|core, now| {
+            core.send_ping(now, to);
+        });
+    }
+
+    /// Requests in progress.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.engine).core.pending()
+    }
+
+    /// Stops accepting, lets requests in progress finish for up to `grace`, then stops every
+    /// task and waits for them.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.stop_accepting.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.shared.stop.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+        tracing::info!("proxy stopped");
+    }
+}
+
+// === impl Shared ===
+
+impl<R: Route + Send + 'static> Shared<R> {
+    /// Hands one received message (or datagram) to the core and sends what it produced.
+    pub(crate) fn input(self: &Arc<Self>, from: Peer, bytes: Bytes) {
+        // Parse outside the lock; only a message that fails is re-parsed inside, to answer it.
+        match Message::parse(bytes.clone()) {
+            Ok(msg) => self.call(|core, now| core.handle_message(now, from, msg)),
+            Err(_) => self.call(|core, now| core.handle_datagram(now, from, bytes)),
+        }
+    }
+
+    fn call(self: &Arc<Self>, f: impl FnOnce(&mut Core<R>, Instant)) {
+        let mut out = Output::default();
+        {
+            let mut engine = lock(&self.engine);
+            f(&mut engine.core, Instant::now());
+            engine.drain(&mut out);
+            let next = engine.core.poll_timeout();
+            if next.is_some() && (engine.armed.is_none() || next < engine.armed) {
+                engine.armed = next;
+                self.wake.notify_one();
+            }
+        }
+        self.flush(out);
+    }
+
+    fn transport_error(self: &Arc<Self>, client: Option<crate::transaction::ClientId>) {
+        if let Some(client) = client {
+            self.call(|core, now| core.handle_transport_error(now, client));
+        }
+    }
+
+    fn flush(self: &Arc<Self>, out: Output) {
+        for t in out.transmits {
+            match t.to.transport {
+                Transport::Udp => udp::send(self, t),
+                Transport::Tcp | Transport::Tls => stream::send(self, t),
+            }
+        }
+        if let Some(events) = &self.events {
+            for e in out.events {
+                let _ = events.try_send(e);
+            }
+        }
+    }
+}
+
+impl<R: Route> Engine<R> {
+    fn drain(&mut self, out: &mut Output) {
+        while let Some(t) = self.core.poll_transmit() {
+            out.transmits.push(t);
+        }
+        while let Some(e) = self.core.poll_event() {
+            out.events.push(e);
+        }
+    }
+}
+
+/// Fires the core's deadlines.
+async fn timers<R: Route + Send + 'static>(shared: Arc<Shared<R>>) {
+    loop {
+        let next = {
+            let mut engine = lock(&shared.engine);
+            let next = engine.core.poll_timeout();
+            engine.armed = next;
+            next
+        };
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            () = shared.wake.notified() => {}
+            () = sleep => shared.call(|core, now| core.handle_timeout(now)),
+        }
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: a panic elsewhere must not stop the proxy.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

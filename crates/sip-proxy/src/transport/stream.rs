@@ -1,0 +1,193 @@
+//! TCP and TLS: accepted and outbound connections, framed on Content-Length, kept in one table
+//! keyed by the remote address so that responses and later requests reuse them.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use super::{Shared, lock};
+use crate::message::{FrameError, Framer};
+use crate::proxy::Route;
+use crate::transaction::{Peer, Transmit, Transport};
+
+pub(super) async fn accept<R: Route + Send + 'static>(
+    shared: Arc<Shared<R>>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    loop {
+        let accepted = tokio::select! {
+            () = shared.stop_accepting.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(proto = %transport, error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer { transport, addr };
+        let shared2 = shared.clone();
+        let tls = tls.clone();
+        shared.tasks.spawn(async move {
+            let (tx, rx) = mpsc::channel(shared2.config.connection_queue);
+            match tls {
+                None => {
+                    register(&shared2, peer, tx);
+                    run(shared2, stream, peer, rx).await;
+                }
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        register(&shared2, peer, tx);
+                        run(shared2, tls_stream, peer, rx).await;
+                    }
+                    Err(e) => tracing::warn!(peer = %addr, error = %e, "TLS handshake failed"),
+                },
+            }
+        });
+    }
+}
+
+/// Queues a transmit on the connection to its peer, connecting first when there is none.
+pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transmit) {
+    let existing = lock(&shared.conns).get(&t.to).cloned();
+    if let Some(tx) = existing {
+        match tx.try_send(t.bytes.clone()) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(peer = %t.to.addr, "connection queue full, dropping message");
+                shared.transport_error(t.client);
+                return;
+            }
+            // The connection just closed: fall through and open a new one.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    let shared = shared.clone();
+    shared.tasks.clone().spawn(async move {
+        let peer = t.to;
+        let (tx, rx) = mpsc::channel(shared.config.connection_queue);
+        let _ = tx.try_send(t.bytes);
+        let connect =
+            tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(peer.addr));
+        let stream = match connect.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer.addr, error = %e, "connect failed");
+                shared.transport_error(t.client);
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer.addr, "connect timed out");
+                shared.transport_error(t.client);
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match (peer.transport, shared.connector.clone()) {
+            (Transport::Tls, Some(connector)) => {
+                let name = ServerName::IpAddress(peer.addr.ip().into());
+                match connector.connect(name, stream).await {
+                    Ok(tls) => {
+                        register(&shared, peer, tx);
+                        run(shared, tls, peer, rx).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %peer.addr, error = %e, "TLS connect failed");
+                        shared.transport_error(t.client);
+                    }
+                }
+            }
+            (Transport::Tls, None) => {
+                tracing::warn!(peer = %peer.addr, "no TLS client configuration");
+                shared.transport_error(t.client);
+            }
+            _ => {
+                register(&shared, peer, tx);
+                run(shared, stream, peer, rx).await;
+            }
+        }
+    });
+}
+
+fn register<R>(shared: &Shared<R>, peer: Peer, tx: mpsc::Sender<Bytes>) {
+    lock(&shared.conns).insert(peer, tx);
+}
+
+/// Reads framed messages into the core and writes queued messages, until either side closes.
+async fn run<R, S>(shared: Arc<Shared<R>>, stream: S, peer: Peer, mut rx: mpsc::Receiver<Bytes>)
+where
+    R: Route + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(peer = %peer.addr, proto = %peer.transport, "connection open");
+    let framer = Framer::new(shared.config.max_message_size);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => break,
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if !deliver(&shared, &framer, &mut buf, peer) {
+                        break;
+                    }
+                }
+            },
+            out = rx.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        tracing::debug!(peer = %peer.addr, error = %e, "write failed");
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    rx.close();
+    unregister(&shared, peer);
+    let _ = wr.shutdown().await;
+    tracing::debug!(peer = %peer.addr, "connection closed");
+}
+
+/// Hands every complete message in `buf` to the core; false when the stream must close.
+fn deliver<R: Route + Send + 'static>(
+    shared: &Arc<Shared<R>>,
+    framer: &Framer,
+    buf: &mut BytesMut,
+    peer: Peer,
+) -> bool {
+    loop {
+        match framer.decode_frame(buf) {
+            Ok(Some(frame)) => shared.input(peer, frame),
+            Ok(None) => return true,
+            Err(FrameError::Parse(_)) => {}
+            Err(e) => {
+                tracing::warn!(peer = %peer.addr, error = %e, "closing stream");
+                return false;
+            }
+        }
+    }
+}
+
+fn unregister<R>(shared: &Shared<R>, peer: Peer) {
+    // Only our own entry: its receiver is closed. A newer connection may have replaced it.
+    let mut conns = lock(&shared.conns);
+    if conns.get(&peer).is_some_and(mpsc::Sender::is_closed) {
+        conns.remove(&peer);
+    }
+}

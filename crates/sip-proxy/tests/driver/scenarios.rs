@@ -1,0 +1,211 @@
+//! End-to-end scenarios.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use sip_proxy::proxy::{Event, FailReason};
+use sip_proxy::transaction::{Peer, Transport};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn udp_call_reaches_the_trunk_and_the_answer_comes_back() {
+    let trunk = udp_trunk(200).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uac = UdpUac::new().await;
+    uac.send(
+        edge,
+        request("INVITE", "+14085550100", uac.addr(), "UDP", "z9hG4bKu1"),
+    )
+    .await;
+    assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    uac.send(
+        edge,
+        request("INVITE", "unknown", uac.addr(), "UDP", "z9hG4bKu2"),
+    )
+    .await;
+    assert_eq!(uac.statuses_until_final().await, [100, 404]);
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn tcp_call_through_a_tcp_trunk_reuses_connections() {
+    let trunk = tcp_trunk(486).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Tcp).unwrap();
+    let mut stream = tcp_connect(edge).await;
+    let me = stream.local_addr().unwrap();
+    for (i, expect) in [[100, 180, 486], [100, 180, 486]].into_iter().enumerate() {
+        let req = request("INVITE", "+14085550100", me, "TCP", &format!("z9hG4bKt{i}"));
+        stream.write_all(req.as_bytes()).await.unwrap();
+        assert_eq!(stream_statuses_until_final(&mut stream).await, expect);
+    }
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn tls_client_call_reaches_a_udp_trunk() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    let trunk = udp_trunk(200).await;
+    let proxy = start_proxy(
+        vec![trunk],
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
+    )
+    .await;
+    let edge = proxy.handle.local_addr(Transport::Tls).unwrap();
+    let tcp = tcp_connect(edge).await;
+    let me = tcp.local_addr().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = ServerName::IpAddress(edge.ip().into());
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let req = request("INVITE", "+14085550100", me, "TLS", "z9hG4bKtls1");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    assert_eq!(stream_statuses_until_final(&mut tls).await, [100, 180, 200]);
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_silent_destination_fails_over_to_the_next() {
+    // A bound socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dead = Peer {
+        transport: Transport::Udp,
+        addr: silent.local_addr().unwrap(),
+    };
+    let trunk = udp_trunk(200).await;
+    let mut proxy = start_proxy(vec![dead, trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uac = UdpUac::new().await;
+    uac.send(
+        edge,
+        request("INVITE", "+14085550100", uac.addr(), "UDP", "z9hG4bKf1"),
+    )
+    .await;
+    assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    let event = tokio::time::timeout(WAIT, proxy.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        Event::DestinationFailed {
+            peer: dead,
+            reason: FailReason::Timeout
+        }
+    );
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_refused_tcp_destination_fails_over_at_once() {
+    // Bind then drop a listener to get a port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = Peer {
+        transport: Transport::Tcp,
+        addr: closed,
+    };
+    let trunk = udp_trunk(200).await;
+    let mut proxy = start_proxy(vec![dead, trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uac = UdpUac::new().await;
+    uac.send(
+        edge,
+        request("INVITE", "+14085550100", uac.addr(), "UDP", "z9hG4bKf2"),
+    )
+    .await;
+    assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    let event = tokio::time::timeout(WAIT, proxy.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        Event::DestinationFailed {
+            peer: dead,
+            reason: FailReason::Transport
+        }
+    );
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn malformed_messages_get_400_and_calls_keep_completing() {
+    let trunk = udp_trunk(200).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uac = UdpUac::new().await;
+    for i in 0..20 {
+        uac.send(edge, format!("garbage {i}\r\n\r\n")).await;
+        let bad = request(
+            "INVITE",
+            "+14085550100",
+            uac.addr(),
+            "UDP",
+            &format!("z9hG4bKbad{i}"),
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: x INVITE");
+        uac.send(edge, bad).await;
+        assert_eq!(uac.statuses_until_final().await, [400]);
+    }
+    uac.send(
+        edge,
+        request("INVITE", "+14085550100", uac.addr(), "UDP", "z9hG4bKgood"),
+    )
+    .await;
+    assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn options_ping_reports_the_answer() {
+    let trunk = udp_trunk(200).await;
+    let mut proxy = start_proxy(vec![trunk], None).await;
+    proxy.handle.ping(trunk);
+    let event = tokio::time::timeout(WAIT, proxy.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        Event::PingAnswered {
+            peer: trunk,
+            status: 200
+        }
+    );
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn reuseport_sockets_share_one_port() {
+    let sockets = sip_proxy::transport::bind_udp("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+    assert_eq!(
+        sockets[0].local_addr().unwrap(),
+        sockets[1].local_addr().unwrap()
+    );
+}
