@@ -6,8 +6,9 @@
 //! removals travel as tombstones, and a periodic digest comparison repairs anything missed.
 //!
 //! The protocol core ([`proto`]) does no I/O and reads no clock; the [`driver`] runs it over
-//! tokio streams (plain TCP, or the TLS streams of the auth module) and [`Service`] is the
-//! handle the daemon holds.
+//! tokio streams (plain TCP, or the TLS streams of the [`auth`] module) and [`Service`] is the
+//! handle the daemon holds. [`auth`] authenticates peers (password, TLS, TLS + password) and
+//! [`store`] keeps learned records, positions and the peer vector in SQLite.
 //!
 //! ```text
 //!  stream ─bytes─▶ FrameDecoder ─Frame─▶ Node ──LearnedBatch──▶ LearnedSink (dial plan)
@@ -15,10 +16,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod driver;
 pub mod learned;
 pub mod proto;
+pub mod store;
 
 pub use config::Config;
 pub use driver::{Service, StartError, Transport};
