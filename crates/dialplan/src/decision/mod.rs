@@ -202,7 +202,9 @@ impl Router {
         route::route(&self.plan.load(), &self.learned, req, &mut trace::NoTrace)
     }
 
-    /// Decides as [`Self::decide`] does, through the same code, recording every step.
+    /// Decides as [`Self::decide`] does, through the same code, recording every step. To list
+    /// a learned URI's conflict it briefly takes the learned table's writer lock, so unlike
+    /// `decide` it can wait for a batch in progress.
     pub fn explain(&self, req: &RouteRequest<'_>) -> (Decision, Trace) {
         let mut trace = Trace::default();
         let decision = route::route(&self.plan.load(), &self.learned, req, &mut trace);
