@@ -55,6 +55,8 @@ pub struct Message {
     cseq: Option<CSeq>,
     max_forwards: Option<u32>,
     content_length: Option<u32>,
+    /// The topmost Via value, found while validating.
+    top_via: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -331,9 +333,13 @@ impl Message {
 
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
-        self.vias()
-            .next()
-            .unwrap_or(Err(ParseError::MissingHeader { name: "Via" }))
+        match self.top_via {
+            Some(range) => Via::parse(self.slice(range)),
+            None => self
+                .vias()
+                .next()
+                .unwrap_or(Err(ParseError::MissingHeader { name: "Via" })),
+        }
     }
 
     /// The From header.

@@ -97,6 +97,7 @@ pub(super) fn split(buf: Bytes, lenient: bool) -> Result<Message, ParseError> {
         cseq: None,
         max_forwards: None,
         content_length: None,
+        top_via: None,
         buf,
     })
 }
@@ -152,6 +153,7 @@ impl Message {
     /// Checks the headers every element relies on and fixes the body to Content-Length.
     pub(super) fn validate(&mut self) -> Result<(), ParseError> {
         let mut via = false;
+        let mut top_via = None;
         let mut from = 0;
         let mut to = 0;
         let mut call_id = 0;
@@ -165,6 +167,9 @@ impl Message {
                     via = true;
                     for (a, b) in lex::CommaSplit::new(value) {
                         Via::parse(&value[a..b])?;
+                        if top_via.is_none() {
+                            top_via = Some((h.value.0 + as_u32(a), h.value.0 + as_u32(b)));
+                        }
                     }
                 }
                 HeaderName::From => {
@@ -230,6 +235,7 @@ impl Message {
         self.cseq = cseq;
         self.max_forwards = max_forwards;
         self.content_length = content_length;
+        self.top_via = top_via;
         Ok(())
     }
 }

@@ -76,11 +76,34 @@ pub(super) fn host_port(addr: SocketAddr) -> String {
 
 /// Our Via value: `SIP/2.0/UDP 203.0.113.1:5060;branch=...;rport`.
 pub(super) fn via_value(local: LocalAddr, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {};branch={branch};rport",
-        local.transport,
-        host_port(local.addr)
-    )
+    let mut via = String::with_capacity(96);
+    via.push_str("SIP/2.0/");
+    via.push_str(local.transport.as_str());
+    via.push(' ');
+    push_host_port(&mut via, local.addr);
+    via.push_str(";branch=");
+    via.push_str(branch);
+    via.push_str(";rport");
+    via
+}
+
+fn push_host_port(out: &mut String, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            let _ = write!(out, "{ip}:{}", addr.port());
+        }
+        IpAddr::V6(ip) => {
+            let _ = write!(out, "[{ip}]:{}", addr.port());
+        }
+    }
+}
+
+/// Appends `n` as 16 lowercase hex digits.
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((n >> (shift * 4)) & 0xf) as usize]));
+    }
 }
 
 /// Our Record-Route value for one interface.
@@ -124,12 +147,10 @@ pub(super) fn branch(msg: &Message, attempt: usize) -> String {
     h.write(msg.method().map_or(&b""[..], Method::as_bytes));
     h.write_usize(attempt);
     let mut s = String::with_capacity(48);
-    let _ = write!(
-        s,
-        "{BRANCH_PREFIX}{:016x}.{:016x}",
-        loop_hash(msg),
-        h.finish()
-    );
+    s.push_str(BRANCH_PREFIX);
+    push_hex(&mut s, loop_hash(msg));
+    s.push('.');
+    push_hex(&mut s, h.finish());
     s
 }
 

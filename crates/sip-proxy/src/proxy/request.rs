@@ -343,8 +343,14 @@ fn edit_request(
     let in_local = config.local_of(source).unwrap_or(out_local);
     let branch = addr::branch(msg, attempt);
     let via = addr::via_value(out_local, &branch);
-    let rr_in = addr::record_route_value(in_local);
-    let rr_out = addr::record_route_value(out_local);
+    let (rr_in, rr_out) = if plan.record_route {
+        (
+            addr::record_route_value(in_local),
+            addr::record_route_value(out_local),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     let mut ed = Editor::new(msg);
     ed.prepend_via(via.as_bytes())
         .max_forwards(msg.max_forwards().map_or(70, |n| n.saturating_sub(1)));
