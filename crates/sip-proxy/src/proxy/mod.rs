@@ -101,6 +101,9 @@ pub struct Config {
     pub server: String,
     /// Insert Record-Route into dialog-creating requests. Default true.
     pub record_route: bool,
+    /// Requests in progress beyond which new ones get `503` with `Retry-After`, so that an
+    /// overload cannot grow memory without bound. Default 200,000.
+    pub max_pending: usize,
 }
 
 impl Default for Config {
@@ -111,6 +114,7 @@ impl Default for Config {
             aliases: Vec::new(),
             server: "ils-edge".to_owned(),
             record_route: true,
+            max_pending: 200_000,
         }
     }
 }
@@ -193,7 +197,13 @@ struct Context {
 
 impl<R: Route> Core<R> {
     /// A proxy with no transactions.
+    ///
+    /// The addresses in [`Config::local`] go into Via and Record-Route as they are, so they
+    /// must be the concrete addresses peers reach us on, not `0.0.0.0` or `::`.
     pub fn new(config: Config, router: R) -> Self {
+        for local in config.local.iter().filter(|l| l.addr.ip().is_unspecified()) {
+            tracing::warn!(addr = %local.addr, "unspecified local address in Via and Record-Route");
+        }
         let tsx = Transactions::new(config.transaction.clone());
         Self {
             config,
@@ -286,7 +296,15 @@ impl<R: Route> Core<R> {
     fn process(&mut self, now: Instant) {
         while let Some(event) = self.tsx.poll_event() {
             match event {
-                TsxEvent::Request { id, from, msg } => self.on_request(now, id, from, msg),
+                TsxEvent::Request { id, from, msg } => {
+                    let span = tracing::debug_span!(
+                        "tsx",
+                        method = %msg.method().map_or(std::borrow::Cow::Borrowed(""), |m| String::from_utf8_lossy(m.as_bytes())),
+                        call_id = %String::from_utf8_lossy(msg.call_id().unwrap_or_default()),
+                    );
+                    let _enter = span.enter();
+                    self.on_request(now, id, from, msg);
+                }
                 TsxEvent::Cancel {
                     id,
                     invite,

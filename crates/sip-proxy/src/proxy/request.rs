@@ -44,6 +44,21 @@ impl<R: Route> Core<R> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        if self.contexts.len() >= self.config.max_pending {
+            tracing::warn!(
+                pending = self.contexts.len(),
+                "overloaded, rejecting request"
+            );
+            self.reply(
+                now,
+                id,
+                &msg,
+                503,
+                "Service Unavailable",
+                Some(("Retry-After", b"5")),
+            );
+            return;
+        }
         let (plan, targets) = match self.decide(&msg, from, &method) {
             Ok(decided) => decided,
             Err((status, reason, extra)) => {

@@ -695,3 +695,51 @@ fn options_ping_reports_answers_and_silence() {
     lab.advance(Duration::from_secs(2));
     assert!(lab.events.contains(&Event::PingFailed { peer: dest2() }));
 }
+
+#[test]
+fn overload_gets_503_with_retry_after() {
+    let mut lab = Lab::new();
+    lab.core.config.max_pending = 1;
+    lab.recv(UAC, invite("+14085550100"));
+    lab.recv(
+        UAC,
+        request(
+            "INVITE",
+            "sip:+14085550101@edge.example.net",
+            "z9hG4bKuac2",
+            "",
+        ),
+    );
+    let up = lab.to(UAC);
+    let last = up.last().unwrap();
+    assert_eq!(last.status(), Some(503));
+    assert_eq!(last.header("Retry-After"), Some(&b"5"[..]));
+}
+
+proptest::proptest! {
+    #[test]
+    fn mangled_requests_and_responses_never_panic(
+        pos in 0usize..400,
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..4),
+        cut in 0usize..400,
+    ) {
+        let mut lab = Lab::new();
+        let mut raw = invite("+14085550100").into_bytes();
+        let pos = pos % raw.len();
+        raw.splice(pos..(pos + bytes.len()).min(raw.len()), bytes.iter().copied());
+        raw.truncate(cut.max(pos + 1).min(raw.len()));
+        lab.recv(UAC, raw.clone());
+        lab.advance(Duration::from_secs(1));
+        // The same damage applied to a response from the trunk.
+        lab.recv(UAC, invite("+14085550100"));
+        if let Some(fwd) = lab.to(dest1()).into_iter().find(Message::is_request) {
+            let mut resp = answer(&fwd, 180).to_vec();
+            let pos = pos % resp.len();
+            resp.splice(pos..(pos + bytes.len()).min(resp.len()), bytes.iter().copied());
+            lab.recv(dest1(), resp);
+        }
+        // Past Timer C (180 s) every request has ended.
+        lab.advance(Duration::from_secs(200));
+        proptest::prop_assert_eq!(lab.core.pending(), 0);
+    }
+}
