@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, Status};
 use crate::config::Config;
+use crate::sip::SipEdge;
 
 /// Installs the log subscriber: `filter` in `EnvFilter` syntax, `RUST_LOG` taking precedence.
 pub fn init_tracing(filter: &str) -> Result<(), String> {
@@ -57,6 +58,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let shutdown = CancellationToken::new();
     let admin_addr = config.admin;
+    let needs_tls = config
+        .sip
+        .listeners
+        .iter()
+        .any(|l| l.transport == dialplan::Transport::Tls);
+    let tls = if needs_tls {
+        Some(sip_tls_acceptor(&config)?)
+    } else {
+        None
+    };
     let router = Arc::new(Router::new(config.plan, table));
     info!(
         cluster = %config.cluster.id,
@@ -65,7 +76,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "configuration loaded"
     );
 
-    let status: Arc<dyn Status> = Arc::new(EdgeStatus {});
+    let sip =
+        Arc::new(SipEdge::start(&config.sip, &config.cluster.name, router.clone(), tls).await?);
+
+    let status: Arc<dyn Status> = Arc::new(EdgeStatus { sip: sip.clone() });
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = admin_addr {
         let listener = TcpListener::bind(addr)
@@ -86,6 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => match Config::read(&file) {
                 Ok(new) => {
+                    sip.reload(&new.plan);
                     router.replace_plan(new.plan);
                     info!(file = %file.display(), "dial plan reloaded");
                 }
@@ -96,22 +111,63 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     info!("stopping");
+    // The admin API holds the status (and so the proxy): stop it first.
     shutdown.cancel();
     while let Some(r) = tasks.join_next().await {
         if let Ok(Err(e)) = r {
             warn!(error = %e, "task ended with an error");
         }
     }
+    drop(status);
+    let grace = config.sip.shutdown_grace;
+    match Arc::try_unwrap(sip) {
+        Ok(sip) => sip.shutdown(grace).await,
+        Err(_) => warn!("SIP proxy still referenced at shutdown"),
+    }
     Ok(())
 }
 
+/// The server side of `tls://` SIP listeners: the configured certificate, or the edge's own
+/// identity for its cluster name, made on first start in the data directory.
+fn sip_tls_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let identity = match &config.sip.tls_identity {
+        Some((cert, key)) => ils::auth::Identity::from_pem_files(cert, key)?,
+        None => ils::auth::Identity::load_or_create(&data_dir(config), &config.cluster.name)?,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS: no protocol version")?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain().to_vec(), identity.private_key())
+        .context("SIP TLS: certificate and key do not fit")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// Where the edge keeps what it makes and learns: `[ils] data_dir`, or `var/` beside the
+/// configuration file.
+fn data_dir(config: &Config) -> std::path::PathBuf {
+    match &config.ils {
+        Some(ils) => ils.data_dir.clone(),
+        None => config
+            .file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("var"),
+    }
+}
+
 /// What the admin API reports about the proxy and the replication network.
-struct EdgeStatus {}
+struct EdgeStatus {
+    sip: Arc<SipEdge>,
+}
 
 impl Status for EdgeStatus {
     fn peers(&self) -> serde_json::Value {
         serde_json::Value::Array(Vec::new())
     }
 
-    fn metrics(&self, _out: &mut String) {}
+    fn metrics(&self, out: &mut String) {
+        self.sip.metrics(out);
+    }
 }

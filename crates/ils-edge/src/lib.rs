@@ -10,6 +10,8 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod routing;
+pub mod sip;
 
 /// Exit status for a bad command line or configuration (`EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;

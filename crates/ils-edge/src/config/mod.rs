@@ -107,6 +107,8 @@ pub struct SipSettings {
     pub listeners: Vec<Listener>,
     /// TLS certificate and key files, when given.
     pub tls_identity: Option<(PathBuf, PathBuf)>,
+    /// CAs that TLS trunk destinations must chain to.
+    pub trusted_cas: Vec<PathBuf>,
     /// Failover timeout for forwarded INVITEs.
     pub invite_timeout: Duration,
     /// RFC 3261 T1.
@@ -340,6 +342,7 @@ fn compile_sip(sip: &raw::Sip, base: &Path, errs: &mut Errors) -> Option<SipSett
     Some(SipSettings {
         listeners,
         tls_identity,
+        trusted_cas: sip.trusted_cas.iter().map(|p| base.join(p)).collect(),
         invite_timeout: invite_timeout?,
         t1: t1?,
         shutdown_grace: shutdown_grace?,

@@ -74,6 +74,9 @@ pub(crate) struct Sip {
     /// TLS private key (PEM) for `tls_certificate`.
     #[serde(default)]
     pub(crate) tls_private_key: Option<String>,
+    /// CA certificates (PEM files) that trunk destinations reached over TLS must chain to.
+    #[serde(default)]
+    pub(crate) trusted_cas: Vec<String>,
     /// How long to wait for any response to a forwarded INVITE before failing over to the
     /// trunk's next destination.
     #[serde(default = "default_invite_timeout")]
@@ -95,6 +98,7 @@ impl Default for Sip {
             listen: default_sip_listen(),
             tls_certificate: None,
             tls_private_key: None,
+            trusted_cas: Vec::new(),
             invite_timeout: default_invite_timeout(),
             t1: default_t1(),
             shutdown_grace: default_grace(),
