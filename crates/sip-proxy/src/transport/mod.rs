@@ -69,6 +69,8 @@ pub(crate) struct Shared<R> {
     udp: Mutex<Vec<Arc<UdpSocket>>>,
     conns: Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>,
     connector: Option<TlsConnector>,
+    /// The name to verify in a destination's TLS certificate, when it has one.
+    tls_names: Mutex<HashMap<SocketAddr, String>>,
     events: Option<mpsc::Sender<proxy::Event>>,
     config: DriverConfig,
     /// Cancelled to stop accepting new connections and datagrams.
@@ -108,6 +110,7 @@ impl<R: Route + Send + 'static> Proxy<R> {
             udp: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             connector,
+            tls_names: Mutex::new(HashMap::new()),
             events,
             config,
             stop_accepting: CancellationToken::new(),
@@ -219,6 +222,13 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
         self.shared.call(|core, now| {
             core.send_ping(now, to);
         });
+    }
+
+    /// Sets the name to verify in the TLS certificate of the destination at `addr` (its host
+    /// name, or the SIP domain of an SRV name, RFC 5922 §4). Without one, the certificate must
+    /// name the IP address.
+    pub fn set_tls_name(&self, addr: SocketAddr, name: &str) {
+        lock(&self.shared.tls_names).insert(addr, name.to_owned());
     }
 
     /// Requests in progress.

@@ -98,7 +98,10 @@ pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transm
         let _ = stream.set_nodelay(true);
         match (peer.transport, shared.connector.clone()) {
             (Transport::Tls, Some(connector)) => {
-                let name = ServerName::IpAddress(peer.addr.ip().into());
+                let named = lock(&shared.tls_names).get(&peer.addr).cloned();
+                let name = named
+                    .and_then(|n| ServerName::try_from(n).ok())
+                    .unwrap_or_else(|| ServerName::IpAddress(peer.addr.ip().into()));
                 match connector.connect(name, stream).await {
                     Ok(tls) => {
                         register(&shared, peer, tx);

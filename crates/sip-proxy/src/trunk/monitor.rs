@@ -58,43 +58,64 @@ impl Dns {
         destinations: &[DestinationSpec],
         transport: Transport,
     ) -> Vec<Peer> {
+        let named = self.resolve_named(destinations, transport).await;
+        named.into_iter().map(|(peer, _)| peer).collect()
+    }
+
+    /// Like [`Dns::resolve`], with the name a TLS certificate must carry for each destination:
+    /// the host name, or the domain of an SRV name (RFC 5922 §4).
+    pub async fn resolve_named(
+        &self,
+        destinations: &[DestinationSpec],
+        transport: Transport,
+    ) -> Vec<(Peer, Option<String>)> {
         let mut out = Vec::new();
         for spec in destinations {
             match spec {
-                DestinationSpec::Addr(addr) => out.push(Peer {
-                    transport,
-                    addr: *addr,
-                }),
+                DestinationSpec::Addr(addr) => out.push((
+                    Peer {
+                        transport,
+                        addr: *addr,
+                    },
+                    None,
+                )),
                 DestinationSpec::HostPort { host, port } => {
-                    out.extend(self.addresses(host, *port, transport).await);
+                    let peers = self.addresses(host, *port, transport).await;
+                    out.extend(peers.into_iter().map(|p| (p, Some(host.clone()))));
                 }
                 DestinationSpec::Srv(name) => {
-                    let records = match self.resolver.srv_lookup(name.as_str()).await {
-                        Ok(lookup) => lookup
-                            .answers()
-                            .iter()
-                            .filter_map(|r| match &r.data {
-                                RData::SRV(srv) => Some(SrvTarget {
-                                    priority: srv.priority,
-                                    weight: srv.weight,
-                                    port: srv.port,
-                                    target: srv.target.to_utf8(),
-                                }),
-                                _ => None,
-                            })
-                            .collect(),
-                        Err(e) => {
-                            tracing::warn!(name = %name, error = %e, "SRV lookup failed");
-                            Vec::new()
-                        }
-                    };
+                    let records = self.srv(name).await;
+                    let domain = srv_domain(name);
                     for record in order_srv(records, random) {
-                        out.extend(self.addresses(&record.target, record.port, transport).await);
+                        let peers = self.addresses(&record.target, record.port, transport).await;
+                        out.extend(peers.into_iter().map(|p| (p, Some(domain.clone()))));
                     }
                 }
             }
         }
         out
+    }
+
+    async fn srv(&self, name: &str) -> Vec<SrvTarget> {
+        match self.resolver.srv_lookup(name).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::SRV(srv) => Some(SrvTarget {
+                        priority: srv.priority,
+                        weight: srv.weight,
+                        port: srv.port,
+                        target: srv.target.to_utf8(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(name = %name, error = %e, "SRV lookup failed");
+                Vec::new()
+            }
+        }
     }
 
     async fn addresses(&self, host: &str, port: u16, transport: Transport) -> Vec<Peer> {
@@ -140,8 +161,13 @@ pub async fn run<R: Route + Send + 'static>(
                 if let Some(dns) = &dns && now >= next_resolve {
                     next_resolve = now + config.resolve_interval;
                     for (name, specs, transport) in table.to_resolve() {
-                        let resolved = dns.resolve(&specs, transport).await;
-                        table.set_resolved(&name, resolved);
+                        let resolved = dns.resolve_named(&specs, transport).await;
+                        for (peer, tls_name) in &resolved {
+                            if let (Transport::Tls, Some(tls_name)) = (transport, tls_name) {
+                                handle.set_tls_name(peer.addr, tls_name);
+                            }
+                        }
+                        table.set_resolved(&name, resolved.into_iter().map(|(p, _)| p).collect());
                     }
                 }
                 let targets = table.ping_targets();
@@ -158,6 +184,15 @@ pub async fn run<R: Route + Send + 'static>(
     }
 }
 
+/// The SIP domain of an SRV name: `_sips._tcp.example.com` gives `example.com`.
+fn srv_domain(name: &str) -> String {
+    let mut rest = name.trim_end_matches('.');
+    while let Some(stripped) = rest.strip_prefix('_') {
+        rest = stripped.split_once('.').map_or("", |(_, r)| r);
+    }
+    rest.to_owned()
+}
+
 /// A cheap random draw in `0..=n` for SRV weights; it need not be cryptographic.
 fn random(n: u32) -> u32 {
     use std::hash::{BuildHasher, Hasher};
@@ -169,4 +204,16 @@ fn random(n: u32) -> u32 {
     );
     let r = h.finish();
     u32::try_from(r % (u64::from(n) + 1)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::srv_domain;
+
+    #[test]
+    fn srv_domain_drops_service_and_protocol_labels() {
+        assert_eq!(srv_domain("_sips._tcp.example.com."), "example.com");
+        assert_eq!(srv_domain("_sip._udp.hq.example.net"), "hq.example.net");
+        assert_eq!(srv_domain("plain.example.org"), "plain.example.org");
+    }
 }
