@@ -223,6 +223,7 @@ pub(super) fn options_ping(config: &Config, to: Peer, seq: u64) -> OutgoingReque
         method: Method::Options,
         branch: Bytes::from(branch),
         bytes: Bytes::from(bytes),
+        early_timeout: true,
     }
 }
 

@@ -222,10 +222,14 @@ impl<R: Route> Core<R> {
         let attempt = ctx.next;
         ctx.next += 1;
         let (branch, bytes) = build_forward(&self.config, ctx, peer, attempt);
+        // A fast timeout helps when another destination can take over; INVITE always gets it
+        // so that a dead trunk is reported in about a second.
+        let early_timeout = ctx.method == Method::Invite || ctx.next < ctx.targets.len();
         let req = OutgoingRequest {
             method: ctx.method.clone(),
             branch,
             bytes,
+            early_timeout,
         };
         ctx.provisional = false;
         let client = self.tsx.send_request(now, peer, req);

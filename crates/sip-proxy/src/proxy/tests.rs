@@ -743,3 +743,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(lab.core.pending(), 0);
     }
 }
+
+#[test]
+fn a_bye_to_its_only_destination_waits_for_timer_f() {
+    let mut lab = Lab::new();
+    let bye = request("BYE", "sip:bob@198.51.100.7:5080", "z9hG4bKbyeF", "")
+        .replace("To: <sip:bob@198.51.100.7:5080>", "To: <sip:bob@x>;tag=b1");
+    lab.recv(UAC, bye);
+    lab.advance(Duration::from_secs(5));
+    assert!(
+        lab.statuses_to(UAC).is_empty(),
+        "no early timeout without a destination to fail over to"
+    );
+    lab.advance(Duration::from_secs(27));
+    assert_eq!(lab.statuses_to(UAC), [408]);
+}

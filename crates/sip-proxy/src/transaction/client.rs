@@ -71,7 +71,11 @@ impl Transactions {
             self.timers
                 .schedule(now + self.config.t1, Owner::Client(id), Slot::Retransmit);
         }
-        let timeout = hard_deadline.min(now + self.config.response_timeout);
+        let timeout = if req.early_timeout {
+            hard_deadline.min(now + self.config.response_timeout)
+        } else {
+            hard_deadline
+        };
         client.timeout = Some(timeout);
         self.timers
             .schedule(timeout, Owner::Client(id), Slot::Timeout);
@@ -97,6 +101,7 @@ impl Transactions {
             method: Method::Cancel,
             branch: client.key.branch.clone(),
             bytes: message::cancel_for(&invite),
+            early_timeout: false,
         };
         let to = client.to;
         Some(self.send_request(now, to, req))

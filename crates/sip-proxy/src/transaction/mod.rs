@@ -58,9 +58,9 @@ pub struct Config {
     pub t2: Duration,
     /// Maximum time a message stays in the network, 5 s.
     pub t4: Duration,
-    /// How long a client transaction waits for its first response, of any kind, before it
-    /// reports [`Event::TimedOut`]; capped by Timer B/F (64·T1). Default 1 s, so failover to
-    /// the next destination happens in about a second.
+    /// How long a client transaction sent with [`OutgoingRequest::early_timeout`] waits for its
+    /// first response, of any kind, before it reports [`Event::TimedOut`]; capped by Timer B/F
+    /// (64·T1). Default 1 s, so failover to the next destination happens in about a second.
     pub response_timeout: Duration,
     /// Timer C (RFC 3261 §16.6 step 11): how long an INVITE waits for a final response once a
     /// provisional arrived. Default 180 s.
@@ -166,6 +166,10 @@ pub struct OutgoingRequest {
     pub branch: Bytes,
     /// The serialized request.
     pub bytes: Bytes,
+    /// Report [`Event::TimedOut`] when no response at all arrives within
+    /// [`Config::response_timeout`], rather than waiting for Timer B or F. A proxy wants this
+    /// when another destination could take over, and for INVITE.
+    pub early_timeout: bool,
 }
 
 /// What the transaction user must act on.

@@ -103,6 +103,7 @@ fn outgoing(method: Method, branch: &str) -> OutgoingRequest {
         method,
         branch: Bytes::copy_from_slice(branch.as_bytes()),
         bytes: Bytes::from(request(&name, branch)),
+        early_timeout: true,
     }
 }
 
