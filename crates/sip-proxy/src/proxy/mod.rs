@@ -171,6 +171,7 @@ pub struct Core<R> {
     pings: Map<ClientId, Peer>,
     events: VecDeque<Event>,
     to_tag_seed: u64,
+    draining: bool,
 }
 
 /// One proxied request: the response context of RFC 3261 §16.
@@ -214,6 +215,7 @@ impl<R: Route> Core<R> {
             pings: Map::default(),
             events: VecDeque::new(),
             to_tag_seed: 0x1e5e_d6e0,
+            draining: false,
         }
     }
 
@@ -286,6 +288,12 @@ impl<R: Route> Core<R> {
     /// The next deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.tsx.poll_timeout()
+    }
+
+    /// While draining, new out-of-dialog requests get `503` with `Retry-After`; requests
+    /// inside dialogs, CANCEL, ACK and responses go on, so calls in progress can finish.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
     }
 
     /// Requests in progress, for metrics and graceful shutdown.

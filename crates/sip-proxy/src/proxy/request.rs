@@ -44,7 +44,8 @@ impl<R: Route> Core<R> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        if self.contexts.len() >= self.config.max_pending {
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        if self.contexts.len() >= self.config.max_pending || (self.draining && !in_dialog) {
             tracing::warn!(
                 pending = self.contexts.len(),
                 "overloaded, rejecting request"

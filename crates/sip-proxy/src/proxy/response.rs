@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::addr::BRANCH_PREFIX;
 use super::{Core, Event, FailReason, Route};
-use crate::message::{Editor, Message};
+use crate::message::{Editor, Message, Method};
 use crate::transaction::{ClientId, Peer, ServerId, Transport};
 
 impl<R: Route> Core<R> {
@@ -143,6 +143,8 @@ impl<R: Route> Core<R> {
             Some((503, None)) => {
                 self.reply(now, id, &ctx.request, 503, "Service Unavailable", None)
             }
+            // RFC 4320 §4.2: the client of a non-INVITE has given up by now; no 408.
+            _ if ctx.method != Method::Invite => self.tsx.forget_server(id),
             _ => self.reply(now, id, &ctx.request, 408, "Request Timeout", None),
         }
     }

@@ -745,7 +745,7 @@ proptest::proptest! {
 }
 
 #[test]
-fn a_bye_to_its_only_destination_waits_for_timer_f() {
+fn a_bye_to_its_only_destination_waits_for_timer_f_then_ends_silently() {
     let mut lab = Lab::new();
     let bye = request("BYE", "sip:bob@198.51.100.7:5080", "z9hG4bKbyeF", "")
         .replace("To: <sip:bob@198.51.100.7:5080>", "To: <sip:bob@x>;tag=b1");
@@ -756,5 +756,46 @@ fn a_bye_to_its_only_destination_waits_for_timer_f() {
         "no early timeout without a destination to fail over to"
     );
     lab.advance(Duration::from_secs(27));
-    assert_eq!(lab.statuses_to(UAC), [408]);
+    assert!(
+        lab.statuses_to(UAC).is_empty(),
+        "RFC 4320: no 408 for a non-INVITE"
+    );
+    assert_eq!(lab.core.pending(), 0);
+    assert!(lab.core.tsx.is_empty());
+}
+
+#[test]
+fn draining_rejects_new_calls_but_finishes_dialogs() {
+    let mut lab = Lab::new();
+    lab.recv(UAC, invite("+14085550100"));
+    let fwd = lab.request_to(dest1());
+    lab.to(UAC);
+    lab.core.set_draining(true);
+    lab.recv(
+        UAC,
+        request(
+            "INVITE",
+            "sip:+14085550101@edge.example.net",
+            "z9hG4bKnew",
+            "",
+        ),
+    );
+    assert_eq!(lab.statuses_to(UAC), [100, 503]);
+    lab.recv(dest1(), answer(&fwd, 200));
+    assert_eq!(lab.statuses_to(UAC), [200]);
+    let bye = request("BYE", "sip:bob@198.51.100.7:5080", "z9hG4bKbyeD", "")
+        .replace("To: <sip:bob@198.51.100.7:5080>", "To: <sip:bob@x>;tag=b1");
+    lab.recv(UAC, bye);
+    let _ = lab.request_to(udp([198, 51, 100, 7], 5080));
+}
+
+#[test]
+fn a_ringing_call_stays_pending() {
+    let mut lab = Lab::new();
+    lab.recv(UAC, invite("+14085550100"));
+    let fwd = lab.request_to(dest1());
+    lab.recv(dest1(), answer(&fwd, 180));
+    assert_eq!(lab.core.pending(), 1);
+    lab.advance(Duration::from_secs(2));
+    assert_eq!(lab.core.pending(), 1);
 }

@@ -88,6 +88,13 @@ impl Transactions {
         self.transmit(to, bytes);
     }
 
+    /// Drops a server transaction without responding (RFC 4320: no 408 to a non-INVITE).
+    pub fn forget_server(&mut self, id: ServerId) {
+        if let Some(server) = self.servers.remove(&id.0) {
+            self.server_keys.remove(&server.key);
+        }
+    }
+
     /// True while the server transaction exists.
     pub fn server_exists(&self, id: ServerId) -> bool {
         self.servers.contains_key(&id.0)

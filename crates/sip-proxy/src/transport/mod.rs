@@ -73,7 +73,7 @@ pub(crate) struct Shared<R> {
     tls_names: Mutex<HashMap<SocketAddr, String>>,
     events: Option<mpsc::Sender<proxy::Event>>,
     config: DriverConfig,
-    /// Cancelled to stop accepting new connections and datagrams.
+    /// Cancelled to stop accepting new connections.
     stop_accepting: CancellationToken,
     /// Cancelled to stop everything.
     stop: CancellationToken,
@@ -236,9 +236,10 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
         lock(&self.shared.engine).core.pending()
     }
 
-    /// Stops accepting, lets requests in progress finish for up to `grace`, then stops every
-    /// task and waits for them.
+    /// Stops accepting connections and new calls (they get `503`), lets requests in progress
+    /// finish for up to `grace`, then stops every task and waits for them.
     pub async fn shutdown(self, grace: Duration) {
+        lock(&self.shared.engine).core.set_draining(true);
         self.shared.stop_accepting.cancel();
         let deadline = tokio::time::Instant::now() + grace;
         while self.pending() > 0 && tokio::time::Instant::now() < deadline {

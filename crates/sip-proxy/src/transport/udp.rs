@@ -42,7 +42,9 @@ pub(super) async fn receive<R: Route + Send + 'static>(
     let mut buf = vec![0u8; 65_536];
     loop {
         let received = tokio::select! {
-            () = shared.stop_accepting.cancelled() => return,
+            // Datagrams keep flowing while draining: responses and in-dialog requests finish
+            // the calls in progress.
+            () = shared.stop.cancelled() => return,
             r = socket.recv_from(&mut buf) => r,
         };
         match received {

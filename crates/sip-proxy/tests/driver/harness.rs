@@ -88,6 +88,11 @@ pub(crate) async fn start_proxy(
 
 /// A UDP trunk answering INVITE with 180 then `status`, and anything else with 200.
 pub(crate) async fn udp_trunk(status: u16) -> Peer {
+    udp_trunk_after(status, Duration::ZERO).await
+}
+
+/// Like [`udp_trunk`], with the final response to INVITE sent `delay` after the 180.
+pub(crate) async fn udp_trunk_after(status: u16, delay: Duration) -> Peer {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
@@ -96,7 +101,10 @@ pub(crate) async fn udp_trunk(status: u16) -> Peer {
             let Ok(msg) = Message::parse(Bytes::copy_from_slice(&buf[..n])) else {
                 continue;
             };
-            for resp in answers(&msg, status) {
+            for (i, resp) in answers(&msg, status).into_iter().enumerate() {
+                if i == 1 && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let _ = socket.send_to(&resp, from).await;
             }
         }

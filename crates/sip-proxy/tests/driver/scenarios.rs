@@ -255,3 +255,34 @@ async fn monitor_pings_and_marks_a_silent_destination_down() {
     task.await.unwrap();
     proxy.handle.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_call_in_progress_finish_and_refuses_new_ones() {
+    let trunk = udp_trunk_after(200, Duration::from_millis(300)).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uac = UdpUac::new().await;
+    uac.send(
+        edge,
+        request("INVITE", "+14085550100", uac.addr(), "UDP", "z9hG4bKs1"),
+    )
+    .await;
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..2 {
+        // 100 Trying, then 180 Ringing: the call is in progress.
+        tokio::time::timeout(WAIT, uac.socket.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let shutdown = tokio::spawn(proxy.handle.clone().shutdown(WAIT));
+    let late = UdpUac::new().await;
+    late.send(
+        edge,
+        request("INVITE", "+14085550100", late.addr(), "UDP", "z9hG4bKs2"),
+    )
+    .await;
+    assert_eq!(late.statuses_until_final().await, [100, 503]);
+    assert_eq!(uac.statuses_until_final().await, [200]);
+    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
+}
