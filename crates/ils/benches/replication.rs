@@ -47,8 +47,13 @@ async fn edge(
         table: MemorySink::new(),
         tx,
     });
-    let s =
-        Service::start(c, sink, Arc::new(OpenAuthenticator), Arc::new(PlainTcp)).expect("start");
+    let s = Service::start(
+        c,
+        sink,
+        Arc::new(OpenAuthenticator),
+        Arc::new(PlainTcp::default()),
+    )
+    .expect("start");
     s.serve(listener).expect("serve");
     (s, addr, rx)
 }

@@ -19,11 +19,13 @@
 pub mod auth;
 pub mod config;
 pub mod driver;
+mod launch;
 pub mod learned;
 pub mod proto;
 pub mod store;
 
 pub use config::Config;
-pub use driver::{Service, StartError, Transport};
+pub use driver::{Service, ServiceStats, StartError, Transport};
+pub use launch::{LaunchError, STORE_FILE, Setup};
 pub use learned::{ApplyReport, LearnedBatch, LearnedChange, LearnedSink, MemorySink};
 pub use proto::{AdvertiseReport, PeerInfo, PeerState, Stats};

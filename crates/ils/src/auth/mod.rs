@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `Password` | TLS accepting any certificate (or plain TCP with `allow_plaintext_password = true`) | both sides prove the network password, bound to the TLS session |
 //! | `Tls` | mutual TLS: each certificate pinned or CA-signed, `serverAuth` + `clientAuth`, valid | the certificate must name the peer's cluster name from the peer vector (for a peer not yet in it, only a pinned certificate is accepted, against the name it claims) |
-//! | `TlsPassword` | as `Tls` | as `Tls`, with the claimed name for a peer not in the peer vector, and the password proof as well |
+//! | `TlsPassword` | mutual TLS: each certificate valid with `serverAuth` + `clientAuth`; a certificate that is neither pinned nor CA-signed (a self-signed identity made on first start) is let through to the password | the certificate must name the peer's cluster name (from the peer vector, or the name it claims); the password proof is required in every case, and vouches for a certificate nothing else trusts, which is then pinned |
 //!
 //! The seed's bootstrap: join once with `Password` (or `TlsPassword`); on success the peer's
 //! certificate is pinned ([`Authenticator::pin_after_password`]) and stored with the peer vector,
@@ -38,6 +38,7 @@
 mod cert;
 mod error;
 mod identity;
+pub mod link;
 pub mod password;
 mod throttle;
 pub mod tls;
@@ -55,6 +56,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use error::{AuthError, Eku};
 pub use identity::Identity;
+pub use link::LinkAuthenticator;
 pub use password::{ChannelBinding, NetworkKey, Nonce, PasswordProof, Side, Transcript};
 pub use throttle::{FailureThrottle, ThrottleConfig};
 pub use tls::TlsPeer;
@@ -256,7 +258,23 @@ impl Authenticator {
             return Err(AuthError::NoCertificate { mode: self.mode });
         }
         let expected = peer.known_name.unwrap_or(peer.claimed_name);
-        let basis = check_peer_certificate(peer.chain, expected, &self.trust)?;
+        let basis = match check_peer_certificate(peer.chain, expected, &self.trust) {
+            Ok(basis) => basis,
+            Err(AuthError::UntrustedCertificate { .. }) if self.mode == AuthMode::TlsPassword => {
+                // Nothing but the password can vouch for it (a self-signed identity): the
+                // certificate must still be valid, allow both usages and name the cluster.
+                let facts = cert::CertFacts::parse(&peer.chain[0])?;
+                let now = i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX);
+                facts.check_validity(now)?;
+                facts.check_eku()?;
+                facts.check_name(expected)?;
+                return Ok(Admission {
+                    password_required: true,
+                    certificate: None,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         if self.mode == AuthMode::Tls && peer.known_name.is_none() && basis == TrustBasis::CaSigned
         {
             return Err(AuthError::UnknownPeer {

@@ -5,6 +5,9 @@
 //! Hello says which cluster the peer claims to be; a client that already knows the name it
 //! dials (a DNS [`ServerName`]) has it checked here too.
 //!
+//! In [`AuthMode::TlsPassword`] a certificate that is neither pinned nor CA-signed passes the
+//! TLS layer so that the password can vouch for it after the Hello.
+//!
 //! In [`AuthMode::Password`] they accept any certificate: trust then comes from the password
 //! proof, which is bound to this TLS session (see [`super::password`]). The handshake signature
 //! is verified in every mode, so the peer does hold the key of the certificate it presents.
@@ -42,10 +45,16 @@ impl ServerCertVerifier for PeerServerVerifier {
             return Ok(ServerCertVerified::assertion());
         }
         let chain = chain(end_entity, intermediates);
-        let (_, facts) = self
-            .trust
-            .verify_facts(&chain, now)
-            .map_err(super::AuthError::into_rustls)?;
+        let facts = match self.trust.verify_facts(&chain, now) {
+            Ok((_, facts)) => facts,
+            // TLS + password: the password vouches for a certificate nothing else trusts.
+            Err(super::AuthError::UntrustedCertificate { .. })
+                if self.mode == AuthMode::TlsPassword =>
+            {
+                return Ok(ServerCertVerified::assertion());
+            }
+            Err(e) => return Err(e.into_rustls()),
+        };
         if let ServerName::DnsName(name) = server_name {
             facts
                 .check_name(name.as_ref())
@@ -124,10 +133,16 @@ impl ClientCertVerifier for PeerClientVerifier {
             CertFacts::parse(end_entity).map_err(super::AuthError::into_rustls)?;
             return Ok(ClientCertVerified::assertion());
         }
-        self.trust
-            .verify(&chain(end_entity, intermediates), now)
-            .map_err(super::AuthError::into_rustls)?;
-        Ok(ClientCertVerified::assertion())
+        match self.trust.verify(&chain(end_entity, intermediates), now) {
+            Ok(_) => Ok(ClientCertVerified::assertion()),
+            // TLS + password: the password vouches for a certificate nothing else trusts.
+            Err(super::AuthError::UntrustedCertificate { .. })
+                if self.mode == AuthMode::TlsPassword =>
+            {
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(e) => Err(e.into_rustls()),
+        }
     }
 
     fn verify_tls12_signature(

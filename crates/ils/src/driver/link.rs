@@ -28,6 +28,7 @@ impl Shared {
 
     async fn link_loop(self: &Arc<Self>, conn: Connection, dialed: Option<String>) {
         let waker = Arc::new(Notify::new());
+        let remote: Option<std::net::SocketAddr> = conn.info.remote.parse().ok();
         let id = {
             let mut node = self.lock();
             let id = node.open_link(now(), dialed.as_deref(), conn.info, fresh_nonce());
@@ -73,6 +74,10 @@ impl Shared {
                     }
                     Err(e) => {
                         debug!(error = %e, "read failed");
+                        if let Some(r) = remote {
+                            // A TLS 1.3 peer refuses our certificate after its handshake.
+                            self.transport_failed(r, &e, dialed.is_none());
+                        }
                         break;
                     }
                     Ok(n) => {

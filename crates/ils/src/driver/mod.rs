@@ -8,9 +8,10 @@
 //! flow-control window and a small write buffer.
 
 mod link;
+mod persist;
 mod transport;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,11 +25,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::auth::{FailureThrottle, ThrottleConfig};
 use crate::config::Config;
 use crate::learned::LearnedSink;
-use crate::proto::{AdvertiseReport, Authenticator, Event, LinkId, Node, PeerInfo, Stats};
+use crate::proto::{AdvertiseReport, Authenticator, Event, LinkId, Node, PeerInfo, Side, Stats};
+use crate::store::Store;
 
-pub use transport::{BoxFuture, Connection, IlsStream, PlainTcp, Transport};
+pub use transport::{BoxFuture, Connection, IlsStream, PlainTcp, TlsTransport, Transport};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum StartError {
     /// The listener's local address could not be read.
     #[error("ILS listener: {0}")]
     Listener(#[source] io::Error),
+    /// The password listener needs a network password, and none is configured.
+    #[error("the ILS password listener needs a network password, and none is configured")]
+    NoPassword,
 }
 
 /// The replication service: the handle the daemon holds.
@@ -52,6 +58,7 @@ pub enum StartError {
 #[derive(Clone)]
 pub struct Service {
     shared: Arc<Shared>,
+    pub(crate) listeners: Option<Arc<crate::launch::Listeners>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -74,6 +81,13 @@ pub struct ServiceStats {
     pub bytes_out: u64,
     /// Links open now.
     pub links: usize,
+    /// Authentication refusals by this edge, by failure code (`wrong_password`,
+    /// `untrusted_certificate`, `throttled`, ...): those of the TLS layer and of the handshake.
+    pub auth_failures: BTreeMap<&'static str, u64>,
+    /// Transactions written to the store.
+    pub commits: u64,
+    /// Records (learned and own) written to the store.
+    pub records_persisted: u64,
 }
 
 struct Shared {
@@ -90,6 +104,15 @@ struct Shared {
     link_slots: Arc<Semaphore>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// The store the node's durable batches go to.
+    store: Option<Arc<Mutex<Store>>>,
+    persist_wake: Notify,
+    commits: AtomicU64,
+    records_persisted: AtomicU64,
+    /// Repeated authentication failures per source address.
+    throttle: Mutex<FailureThrottle>,
+    /// Refusals of the TLS layer (and throttling), by code.
+    transport_refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Service {
@@ -107,12 +130,25 @@ impl Service {
                 cluster: config.cluster_id.to_string(),
             });
         }
-        let instance = u64::from_le_bytes(
-            crate::proto::fresh_nonce()[..8]
-                .try_into()
-                .unwrap_or_default(),
-        );
-        let node = Node::new(config.node_config(instance), sink, auth, now());
+        let node = Node::new(config.node_config(new_instance()), sink, auth, now());
+        Ok(Self::from_node(
+            node,
+            config,
+            transport,
+            None,
+            ThrottleConfig::default(),
+        ))
+    }
+
+    /// Runs an already built (and restored) node; with a store, its durable batches are
+    /// written there (the node must have been built with `durable` set).
+    pub(crate) fn from_node(
+        node: Node,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        store: Option<Store>,
+        throttle: ThrottleConfig,
+    ) -> Self {
         let stop_all = CancellationToken::new();
         let shared = Arc::new(Shared {
             node: Mutex::new(node),
@@ -126,21 +162,51 @@ impl Service {
             tasks: TaskTracker::new(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            store: store.map(|s| Arc::new(Mutex::new(s))),
+            persist_wake: Notify::new(),
+            commits: AtomicU64::new(0),
+            records_persisted: AtomicU64::new(0),
+            throttle: Mutex::new(FailureThrottle::new(throttle)),
+            transport_refusals: Mutex::new(BTreeMap::new()),
         });
         let s = shared.clone();
         shared.tasks.spawn(async move { s.run_timer().await });
+        if let Some(store) = shared.store.clone() {
+            let s = shared.clone();
+            shared
+                .tasks
+                .spawn(async move { s.run_persister(store).await });
+        }
         // The node asks for its first dials on its first step.
         shared.with_node(|n| n.handle_timeout(now()));
-        Ok(Self { shared })
+        Self {
+            shared,
+            listeners: None,
+        }
     }
 
-    /// Accepts links on an already-bound listener; returns its address.
+    /// The transport the service dials with.
+    pub(crate) fn transport(&self) -> Arc<dyn Transport> {
+        self.shared.transport.clone()
+    }
+
+    /// Accepts links on an already-bound listener, over the service's transport; returns its
+    /// address.
     pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr, StartError> {
+        self.serve_with(listener, self.shared.transport.clone())
+    }
+
+    /// Accepts links on an already-bound listener over `transport`; returns its address.
+    pub fn serve_with(
+        &self,
+        listener: TcpListener,
+        transport: Arc<dyn Transport>,
+    ) -> Result<SocketAddr, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
         info!(proto = %"ils", addr = %addr, "listening");
         let s = self.shared.clone();
         self.shared.tasks.spawn(
-            async move { s.run_listener(listener).await }
+            async move { s.run_listener(listener, transport).await }
                 .instrument(info_span!("listener", proto = %"ils", addr = %addr)),
         );
         Ok(addr)
@@ -172,7 +238,19 @@ impl Service {
     /// Counters.
     pub fn stats(&self) -> ServiceStats {
         let node = self.shared.lock().stats().clone();
+        let mut auth_failures = self
+            .shared
+            .transport_refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (code, n) in &node.auth_refused_by_us {
+            *auth_failures.entry(code).or_default() += n;
+        }
         ServiceStats {
+            auth_failures,
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            records_persisted: self.shared.records_persisted.load(Ordering::Relaxed),
             node,
             bytes_in: self.shared.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.shared.bytes_out.load(Ordering::Relaxed),
@@ -197,6 +275,7 @@ impl Service {
         }
         s.stop_all.cancel();
         s.tasks.wait().await;
+        s.final_flush().await;
         info!("ILS replication stopped");
     }
 }
@@ -227,6 +306,9 @@ impl Shared {
                 w.notify_one();
             }
         }
+        if node.durable_pending() {
+            self.persist_wake.notify_one();
+        }
         self.timer.notify_one();
     }
 
@@ -241,9 +323,18 @@ impl Shared {
                 cluster,
                 role,
                 remote,
+                side,
                 ..
             } => {
                 info!(peer = %remote, cluster = %cluster, role = %role, "peer up");
+                if side == Side::Acceptor
+                    && let Ok(addr) = remote.parse::<SocketAddr>()
+                {
+                    self.throttle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record_success(addr.ip());
+                }
             }
             Event::PeerDown {
                 cluster, reason, ..
@@ -256,10 +347,20 @@ impl Shared {
                 reason,
                 detail,
                 by_peer,
+                auth,
+                side,
                 ..
             } => {
                 let by = if by_peer { "peer" } else { "us" };
-                warn!(peer = %remote, reason = %reason, refused_by = by, detail = %detail, "link refused");
+                let code = auth.map_or("", |a| a.label());
+                warn!(peer = %remote, reason = %reason, code, refused_by = by, detail = %detail, "link refused");
+                if !by_peer
+                    && side == Side::Acceptor
+                    && auth.is_some_and(|a| a.counts_as_failure())
+                    && let Ok(addr) = remote.parse::<SocketAddr>()
+                {
+                    self.record_failure(addr);
+                }
             }
             Event::ProtocolError { error, .. } => warn!(error = %error, "peer broke the protocol"),
             Event::Synced { cluster, .. } => info!(cluster = %cluster, "sync complete"),
@@ -300,7 +401,7 @@ impl Shared {
         }
     }
 
-    async fn run_listener(self: Arc<Self>, listener: TcpListener) {
+    async fn run_listener(self: Arc<Self>, listener: TcpListener, transport: Arc<dyn Transport>) {
         loop {
             let accepted = tokio::select! {
                 _ = self.stop_new.cancelled() => return,
@@ -315,16 +416,22 @@ impl Shared {
                     continue;
                 }
             };
+            if let Err(e) = self.check_throttle(remote) {
+                self.count_refusal(&e);
+                warn!(peer = %remote, code = e.code(), reason = %e, "link refused");
+                continue;
+            }
             let Ok(slot) = self.link_slots.clone().try_acquire_owned() else {
                 warn!(peer = %remote, max = self.config.max_links, "too many links: connection dropped");
                 continue;
             };
             let s = self.clone();
+            let transport = transport.clone();
             self.tasks.spawn(async move {
                 let timeout = s.config.handshake_timeout;
-                match tokio::time::timeout(timeout, s.transport.accept(tcp, remote)).await {
+                match tokio::time::timeout(timeout, transport.accept(tcp, remote)).await {
                     Ok(Ok(conn)) => s.run_link(conn, None).await,
-                    Ok(Err(e)) => warn!(peer = %remote, error = %e, "inbound link failed before the ILS handshake"),
+                    Ok(Err(e)) => s.transport_failed(remote, &e, true),
                     Err(_) => warn!(peer = %remote, "inbound link: transport handshake timed out"),
                 }
                 drop(slot);
@@ -355,14 +462,25 @@ impl Shared {
                 drop(slot);
             }
             Err(e) => {
-                warn!(addr = %addr, error = %e, "dial failed");
+                if crate::auth::AuthError::from_tls_io(&e).is_some() {
+                    let remote = addr.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    self.transport_failed(remote, &e, false);
+                } else {
+                    warn!(addr = %addr, error = %e, "dial failed");
+                }
                 self.with_node(|n| n.dial_failed(now(), &addr));
             }
         }
     }
 }
 
+/// A random number per process start.
+pub(crate) fn new_instance() -> u64 {
+    let n = crate::proto::fresh_nonce();
+    u64::from_le_bytes([n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]])
+}
+
 /// The driver's clock: tokio's, so tests with a paused clock move the node's time too.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

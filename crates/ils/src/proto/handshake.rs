@@ -1,16 +1,19 @@
 //! The handshake's inputs and the authentication hook.
 //!
-//! A link opens with three messages: `Hello` (dialer), `Welcome` (acceptor), `Confirm`
-//! (dialer). Each side sends a fresh nonce; each side's proof covers both nonces, so a proof
-//! can be neither replayed nor reflected. What a proof *is* (a password HMAC bound to the TLS
-//! session, nothing at all for certificate-only links) is the [`Authenticator`]'s business:
-//! the session only calls it at the right moments and turns its refusals into `Refuse`
-//! frames with reason `BadAuth`.
-
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+//! A link opens with four messages: `Hello` (dialer: identity, nonce), `Welcome` (acceptor:
+//! identity, nonce), `Confirm` (dialer: its proof), `Accept` (acceptor: its proof). The dialer
+//! proves first; the acceptor verifies that proof before it sends its own, so a peer that does
+//! not know the password never obtains a proof to guess against offline. Each proof covers both
+//! nonces (and, inside TLS, the session's exported keying material), so a proof can be neither
+//! replayed nor reflected. What a proof *is* (a password HMAC bound to the TLS session, nothing
+//! at all for certificate-only links) is the [`Authenticator`]'s business: the session calls it
+//! at the right moments and turns its refusals into `Refuse` frames with reason `BadAuth` and
+//! the failure's code.
 
 use dialplan::{ClusterId, Role, RouteString};
+
+/// Length of a handshake nonce, in bytes.
+pub const NONCE_LEN: usize = 32;
 
 /// Which end of a link we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,10 +27,13 @@ pub enum Side {
 /// What the transport knows about a link: for the authenticator and the logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkInfo {
-    /// The remote address, as text.
+    /// The remote address, as text (`ip:port`).
     pub remote: String,
     /// Set when the link runs inside TLS.
     pub tls: Option<TlsInfo>,
+    /// The link arrived on the password-only listener (CUCM's port 7502): it is authenticated
+    /// by the network password alone, whatever the edge's authentication mode.
+    pub password_only: bool,
 }
 
 /// What the TLS layer established about a link.
@@ -35,9 +41,8 @@ pub struct LinkInfo {
 pub struct TlsInfo {
     /// Keying material exported from the TLS session (RFC 5705), to bind proofs to it.
     pub channel_binding: Vec<u8>,
-    /// The names in the peer's verified certificate (subject CN, then DNS SANs); empty when
-    /// the peer presented none.
-    pub peer_names: Vec<String>,
+    /// The peer's certificate chain (DER, end-entity first); empty when it presented none.
+    pub peer_chain: Vec<Vec<u8>>,
 }
 
 /// Who we are, as the handshake announces it.
@@ -96,47 +101,115 @@ pub struct AuthContext<'a> {
     pub known_name: Option<&'a str>,
 }
 
-/// Why the authenticator refused a peer.
+/// Why the authenticator refused a peer. The labels are the auth module's stable codes
+/// ([`crate::auth::AuthError::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthFailure {
     /// The password proof does not match.
     WrongPassword,
-    /// A proof was required and none was sent.
+    /// The password is right but the proof is bound to another TLS session (a relay).
+    ChannelBindingMismatch,
+    /// A proof of the wrong length.
+    MalformedProof,
+    /// A password proof was required and none was sent.
     MissingProof,
+    /// This edge's mode needs a password and none is configured.
+    PasswordNotConfigured,
     /// Password authentication over an unencrypted link without the operator's opt-in.
     PlaintextNotAllowed,
+    /// The peer presented no certificate where one is required.
+    NoCertificate,
     /// The peer's certificate is neither pinned nor signed by a trusted CA.
     UntrustedCertificate,
+    /// A CA-signed peer not in the peer vector, in a mode without password.
+    UnknownPeer,
     /// The peer's certificate lacks serverAuth or clientAuth extended key usage.
     MissingExtendedKeyUsage,
     /// The certificate's name does not match the peer's cluster name.
     NameMismatch,
-    /// The peer's certificate has expired or is not yet valid.
+    /// The peer's certificate has expired.
     CertificateExpired,
+    /// The peer's certificate is not yet valid.
+    CertificateNotYetValid,
+    /// The peer's certificate could not be parsed.
+    BadCertificate,
     /// Too many failures from this address lately.
     Throttled,
+    /// Another failure of the TLS layer.
+    Tls,
+    /// A failure this build has no code for (a newer peer's).
+    Other,
 }
 
 impl AuthFailure {
+    const ALL: [Self; 17] = [
+        Self::WrongPassword,
+        Self::ChannelBindingMismatch,
+        Self::MalformedProof,
+        Self::MissingProof,
+        Self::PasswordNotConfigured,
+        Self::PlaintextNotAllowed,
+        Self::NoCertificate,
+        Self::UntrustedCertificate,
+        Self::UnknownPeer,
+        Self::MissingExtendedKeyUsage,
+        Self::NameMismatch,
+        Self::CertificateExpired,
+        Self::CertificateNotYetValid,
+        Self::BadCertificate,
+        Self::Throttled,
+        Self::Tls,
+        Self::Other,
+    ];
+
     /// A short, stable name for logs and metrics labels.
     pub fn label(self) -> &'static str {
         match self {
             Self::WrongPassword => "wrong_password",
+            Self::ChannelBindingMismatch => "channel_binding_mismatch",
+            Self::MalformedProof => "malformed_proof",
             Self::MissingProof => "missing_proof",
-            Self::PlaintextNotAllowed => "plaintext_not_allowed",
+            Self::PasswordNotConfigured => "password_not_configured",
+            Self::PlaintextNotAllowed => "plaintext_password_refused",
+            Self::NoCertificate => "no_certificate",
             Self::UntrustedCertificate => "untrusted_certificate",
+            Self::UnknownPeer => "unknown_peer",
             Self::MissingExtendedKeyUsage => "missing_eku",
             Self::NameMismatch => "name_mismatch",
-            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateExpired => "expired_certificate",
+            Self::CertificateNotYetValid => "certificate_not_yet_valid",
+            Self::BadCertificate => "bad_certificate",
             Self::Throttled => "throttled",
+            Self::Tls => "tls",
+            Self::Other => "other",
         }
+    }
+
+    /// The failure a label names ([`Other`](Self::Other) for an unknown one).
+    pub fn from_label(label: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.label() == label)
+            .unwrap_or(Self::Other)
+    }
+
+    /// Whether the failure counts against the source address (a failed credential, not a
+    /// local configuration problem).
+    pub fn counts_as_failure(self) -> bool {
+        !matches!(self, Self::PasswordNotConfigured | Self::Throttled)
+    }
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 
 /// An authentication refusal: what failed and a sentence saying why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {detail}", failure.label())]
+#[error("{failure}: {detail}")]
 pub struct AuthError {
     /// What failed.
     pub failure: AuthFailure,
@@ -144,23 +217,46 @@ pub struct AuthError {
     pub detail: String,
 }
 
+impl AuthError {
+    /// A refusal with its sentence.
+    pub fn new(failure: AuthFailure, detail: impl Into<String>) -> Self {
+        Self {
+            failure,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What [`Authenticator::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Admission {
+    /// Password proofs are exchanged on this link (`Confirm` and `Accept` carry them).
+    pub password_required: bool,
+}
+
 /// The authentication hook called during the handshake.
 ///
-/// Calls happen with the node's lock held: no I/O, no blocking.
+/// Calls happen with the node's lock held: no I/O, no blocking. Order on each side:
+/// [`admit`](Self::admit) once the peer named itself; then, when the admission requires the
+/// password, the dialer [`prove`](Self::prove)s (in `Confirm`), the acceptor
+/// [`verify`](Self::verify)s it and only then proves (in `Accept`), and the dialer verifies;
+/// finally [`established`](Self::established).
 pub trait Authenticator: Send + Sync {
-    /// The proof the dialer puts into its `Hello` (before it knows the peer).
-    fn hello_proof(&self, _link: &LinkInfo, _dialer_nonce: &[u8]) -> Vec<u8> {
-        Vec::new()
+    /// Checks what the transport established about the peer that just named itself
+    /// (certificate, its name, the transport itself) and says whether proofs are exchanged.
+    fn admit(&self, ctx: &AuthContext<'_>) -> Result<Admission, AuthError>;
+
+    /// Our proof for this link.
+    fn prove(&self, ctx: &AuthContext<'_>) -> Result<Vec<u8>, AuthError>;
+
+    /// Checks the peer's proof (called only when the admission requires the password).
+    fn verify(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<(), AuthError>;
+
+    /// The handshake completed. Returns the peer's certificate (DER) when the password alone
+    /// vouched for it and it is now pinned: the node keeps it with the peer vector.
+    fn established(&self, _ctx: &AuthContext<'_>) -> Option<Vec<u8>> {
+        None
     }
-
-    /// Acceptor: checks the `Hello`'s proof and returns the proof for the `Welcome`.
-    fn check_hello(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<Vec<u8>, AuthError>;
-
-    /// Dialer: checks the `Welcome`'s proof and returns the proof for the `Confirm`.
-    fn check_welcome(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<Vec<u8>, AuthError>;
-
-    /// Acceptor: checks the `Confirm`'s proof.
-    fn check_confirm(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<(), AuthError>;
 }
 
 /// Accepts every peer and sends empty proofs: for tests and for links whose transport has
@@ -169,33 +265,20 @@ pub trait Authenticator: Send + Sync {
 pub struct OpenAuthenticator;
 
 impl Authenticator for OpenAuthenticator {
-    fn check_hello(&self, _: &AuthContext<'_>, _: &[u8]) -> Result<Vec<u8>, AuthError> {
+    fn admit(&self, _: &AuthContext<'_>) -> Result<Admission, AuthError> {
+        Ok(Admission::default())
+    }
+
+    fn prove(&self, _: &AuthContext<'_>) -> Result<Vec<u8>, AuthError> {
         Ok(Vec::new())
     }
 
-    fn check_welcome(&self, _: &AuthContext<'_>, _: &[u8]) -> Result<Vec<u8>, AuthError> {
-        Ok(Vec::new())
-    }
-
-    fn check_confirm(&self, _: &AuthContext<'_>, _: &[u8]) -> Result<(), AuthError> {
+    fn verify(&self, _: &AuthContext<'_>, _: &[u8]) -> Result<(), AuthError> {
         Ok(())
     }
 }
 
-/// A 16-byte nonce from the process's random hasher keys.
-///
-/// `RandomState` keys come from the operating system's random source; hashing a counter
-/// with fresh keys gives values no peer can predict. An authenticator that needs
-/// cryptographic randomness for more than uniqueness draws its own.
-pub fn fresh_nonce() -> [u8; 16] {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut out = [0u8; 16];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_usize(i);
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
+/// A fresh 32-byte nonce from the system's secure random source.
+pub fn fresh_nonce() -> [u8; NONCE_LEN] {
+    crate::auth::Nonce::random().0
 }

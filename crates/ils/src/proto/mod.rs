@@ -14,10 +14,13 @@ pub mod wire;
 
 pub use codec::{DecodeError, FrameDecoder};
 pub use handshake::{
-    AuthContext, AuthError, AuthFailure, Authenticator, LinkInfo, LocalIdentity, OpenAuthenticator,
-    PeerHello, Side, TlsInfo, fresh_nonce,
+    Admission, AuthContext, AuthError, AuthFailure, Authenticator, LinkInfo, LocalIdentity,
+    NONCE_LEN, OpenAuthenticator, PeerHello, Side, TlsInfo, fresh_nonce,
 };
-pub use node::{AdvertiseReport, Event, LinkId, Node, NodeConfig, PeerInfo, PeerState, Stats};
+pub use node::{
+    AdvertiseReport, DurableBatch, Event, LinkId, Node, NodeConfig, OriginDelta, PeerInfo, PeerRow,
+    PeerState, RecordChange, Stats,
+};
 pub use session::{CloseReason, Session, SessionConfig, SessionError, SessionEvent};
 pub use wire::{Frame, RefuseReason};
 

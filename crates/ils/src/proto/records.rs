@@ -229,8 +229,8 @@ impl Store {
     /// Safe at any age: a peer that missed the removal and can no longer get it as a delta
     /// (its position is below the origin's `gc_floor`) gets a full repair of that origin,
     /// whose end removes whatever was not sent.
-    pub(crate) fn collect_tombstones(&mut self, before: Instant) -> usize {
-        let mut n = 0;
+    pub(crate) fn collect_tombstones(&mut self, before: Instant) -> Vec<(OriginIdx, Arc<str>)> {
+        let mut gone = Vec::new();
         while let Some((at, _, _, _)) = self.tombstones.front() {
             if *at > before {
                 break;
@@ -246,10 +246,10 @@ impl Store {
             {
                 log.forget(&uri);
                 log.gc_floor = log.gc_floor.max(version);
-                n += 1;
+                gone.push((origin, uri));
             }
         }
-        n
+        gone
     }
 
     /// When the oldest tombstone was made.
@@ -326,7 +326,7 @@ mod tests {
         let x: Arc<str> = "x@a".into();
         s.apply(t0, SELF, &x, 1, Some(r));
         s.apply(t0, SELF, &x, 2, None);
-        assert_eq!(s.collect_tombstones(t0), 1);
+        assert_eq!(s.collect_tombstones(t0).len(), 1);
         assert!(s.origins[0].entries.is_empty());
         assert!(s.origins[0].by_version.is_empty());
         assert_eq!(s.origins[0].gc_floor, 2);

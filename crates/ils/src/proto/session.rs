@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use dialplan::{ClusterId, Role, RouteString};
 
-use super::handshake::{AuthContext, Authenticator, LinkInfo, LocalIdentity, PeerHello, Side};
+use super::handshake::{
+    AuthContext, AuthError, AuthFailure, Authenticator, LinkInfo, LocalIdentity, NONCE_LEN,
+    PeerHello, Side,
+};
 use super::wire::{
-    Ack, Confirm, Frame, Goodbye, Hello, Keepalive, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Accept, Ack, Confirm, Frame, Goodbye, Hello, Keepalive, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
     Records, Refuse, RefuseReason, Welcome, WireRole,
 };
 
@@ -52,7 +55,13 @@ pub enum SessionEvent {
     /// [`Session::admit`].
     Admit(PeerHello),
     /// The handshake completed.
-    Up(PeerHello),
+    Up {
+        /// Who the peer is.
+        peer: PeerHello,
+        /// The peer's certificate (DER), when the password alone vouched for it and the
+        /// authenticator pinned it.
+        pinned: Option<Vec<u8>>,
+    },
     /// A replication message from the peer.
     Message(Frame),
     /// The peer acknowledged `Records` frames up to this sequence number.
@@ -65,6 +74,8 @@ pub enum SessionEvent {
         detail: String,
         /// Whether the peer refused us.
         by_peer: bool,
+        /// With `BadAuth`: the specific authentication failure.
+        auth: Option<AuthFailure>,
     },
     /// The link is finished; flush the queued frames and close the transport.
     Closed(CloseReason),
@@ -140,7 +151,7 @@ pub struct Session {
     state: State,
     /// Set once `Closed` has been reported; the state may be `Closed` for a moment before.
     finished: bool,
-    nonce: [u8; 16],
+    nonce: [u8; NONCE_LEN],
     peer_nonce: Vec<u8>,
     queue: VecDeque<Frame>,
     events: VecDeque<SessionEvent>,
@@ -154,11 +165,21 @@ pub struct Session {
 enum State {
     AwaitHello,
     AwaitWelcome,
-    /// Waiting for the owner's [`Session::admit`]; holds the peer's proof.
-    Admitting(PeerHello, Vec<u8>),
-    AwaitConfirm(PeerHello),
+    /// Waiting for the owner's [`Session::admit`].
+    Admitting(PeerHello),
+    /// Acceptor: `Welcome` sent, waiting for the dialer's proof.
+    AwaitConfirm(Admitted),
+    /// Dialer: our proof sent, waiting for the acceptor's.
+    AwaitAccept(Admitted),
     Up(PeerHello),
     Closed,
+}
+
+/// A peer the owner and the authenticator admitted, while the proofs are exchanged.
+struct Admitted {
+    peer: PeerHello,
+    known_name: Option<String>,
+    password: bool,
 }
 
 impl Session {
@@ -171,7 +192,7 @@ impl Session {
         config: SessionConfig,
         auth: Arc<dyn Authenticator>,
         link: LinkInfo,
-        nonce: [u8; 16],
+        nonce: [u8; NONCE_LEN],
         now: Instant,
     ) -> Self {
         let mut s = Self {
@@ -194,7 +215,6 @@ impl Session {
         };
         if side == Side::Dialer {
             s.state = State::AwaitWelcome;
-            let proof = s.auth.hello_proof(&s.link, &s.nonce);
             let hello = Hello {
                 min_version: MIN_PROTOCOL_VERSION,
                 max_version: PROTOCOL_VERSION,
@@ -208,7 +228,6 @@ impl Session {
                     .map(|r| r.to_string())
                     .collect(),
                 nonce: s.nonce.to_vec(),
-                auth_proof: proof,
                 instance: s.local.instance,
                 addresses: s.local.addresses.clone(),
             };
@@ -280,64 +299,57 @@ impl Session {
         if !matches!(self.state, State::Admitting(..)) {
             return;
         }
-        let State::Admitting(peer, proof) = std::mem::replace(&mut self.state, State::Closed)
-        else {
+        let State::Admitting(peer) = std::mem::replace(&mut self.state, State::Closed) else {
             return;
         };
         let known_name = match verdict {
             Ok(name) => name,
             Err(r) => return self.refuse(now, r.reason, r.detail),
         };
-        let (dialer_nonce, acceptor_nonce) = match self.side {
-            Side::Dialer => (&self.nonce[..], &self.peer_nonce[..]),
-            Side::Acceptor => (&self.peer_nonce[..], &self.nonce[..]),
+        let mut adm = Admitted {
+            peer,
+            known_name,
+            password: false,
         };
-        let ctx = AuthContext {
-            side: self.side,
-            link: &self.link,
-            dialer_nonce,
-            acceptor_nonce,
-            local: &self.local.cluster_id,
-            peer: &peer,
-            known_name: known_name.as_deref(),
-        };
+        let auth = self.auth.clone();
+        let admission = auth.admit(&self.ctx(&adm));
+        match admission {
+            Ok(a) => adm.password = a.password_required,
+            Err(e) => return self.refuse_auth(now, e),
+        }
         match self.side {
-            Side::Acceptor => match self.auth.check_hello(&ctx, &proof) {
-                Ok(our_proof) => {
-                    let welcome = Welcome {
-                        version: peer.version,
-                        cluster_id: self.local.cluster_id.to_string(),
-                        cluster_name: self.local.cluster_name.clone(),
-                        role: WireRole::from_role(self.local.role) as i32,
-                        route_strings: self
-                            .local
-                            .route_strings
-                            .iter()
-                            .map(|r| r.to_string())
-                            .collect(),
-                        nonce: self.nonce.to_vec(),
-                        auth_proof: our_proof,
-                        instance: self.local.instance,
-                        addresses: self.local.addresses.clone(),
-                    };
-                    self.push(now, Frame::Welcome(welcome));
-                    self.state = State::AwaitConfirm(peer);
-                }
-                Err(e) => self.refuse(now, RefuseReason::BadAuth, e.to_string()),
-            },
-            Side::Dialer => match self.auth.check_welcome(&ctx, &proof) {
-                Ok(our_proof) => {
-                    self.push(
-                        now,
-                        Frame::Confirm(Confirm {
-                            auth_proof: our_proof,
-                        }),
-                    );
-                    self.events.push_back(SessionEvent::Up(peer.clone()));
-                    self.state = State::Up(peer);
-                }
-                Err(e) => self.refuse(now, RefuseReason::BadAuth, e.to_string()),
-            },
+            Side::Acceptor => {
+                let welcome = Welcome {
+                    version: adm.peer.version,
+                    cluster_id: self.local.cluster_id.to_string(),
+                    cluster_name: self.local.cluster_name.clone(),
+                    role: WireRole::from_role(self.local.role) as i32,
+                    route_strings: self
+                        .local
+                        .route_strings
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect(),
+                    nonce: self.nonce.to_vec(),
+                    instance: self.local.instance,
+                    addresses: self.local.addresses.clone(),
+                };
+                self.push(now, Frame::Welcome(welcome));
+                self.state = State::AwaitConfirm(adm);
+            }
+            Side::Dialer => {
+                // The dialer proves first.
+                let proof = if adm.password {
+                    match auth.prove(&self.ctx(&adm)) {
+                        Ok(p) => p,
+                        Err(e) => return self.refuse_auth(now, e),
+                    }
+                } else {
+                    Vec::new()
+                };
+                self.push(now, Frame::Confirm(Confirm { auth_proof: proof }));
+                self.state = State::AwaitAccept(adm);
+            }
         }
     }
 
@@ -374,6 +386,16 @@ impl Session {
 
     /// Refuses the link: sends `Refuse`, reports it and closes.
     pub fn refuse(&mut self, now: Instant, reason: RefuseReason, detail: String) {
+        self.refuse_with(now, reason, detail, None);
+    }
+
+    fn refuse_with(
+        &mut self,
+        now: Instant,
+        reason: RefuseReason,
+        detail: String,
+        auth: Option<AuthFailure>,
+    ) {
         if self.finished {
             return;
         }
@@ -382,12 +404,14 @@ impl Session {
             Frame::Refuse(Refuse {
                 reason: reason as i32,
                 detail: detail.clone(),
+                auth_code: auth.map(|a| a.label().to_owned()).unwrap_or_default(),
             }),
         );
         self.events.push_back(SessionEvent::Refused {
             reason,
             detail,
             by_peer: false,
+            auth,
         });
         self.close(CloseReason::Refused {
             reason,
@@ -419,7 +443,8 @@ impl Session {
     /// The peer, once it has named itself.
     pub fn peer(&self) -> Option<&PeerHello> {
         match &self.state {
-            State::Admitting(p, _) | State::AwaitConfirm(p) | State::Up(p) => Some(p),
+            State::Admitting(p) | State::Up(p) => Some(p),
+            State::AwaitConfirm(a) | State::AwaitAccept(a) => Some(&a.peer),
             _ => None,
         }
     }
@@ -455,10 +480,13 @@ impl Session {
         match (&self.state, frame) {
             (_, Frame::Refuse(r)) => {
                 let reason = RefuseReason::from_wire(r.reason);
+                let auth = (reason == RefuseReason::BadAuth)
+                    .then(|| AuthFailure::from_label(&r.auth_code));
                 self.events.push_back(SessionEvent::Refused {
                     reason,
                     detail: r.detail,
                     by_peer: true,
+                    auth,
                 });
                 self.close(CloseReason::Refused {
                     reason,
@@ -472,7 +500,8 @@ impl Session {
             (_, Frame::Keepalive(_)) => {}
             (State::AwaitHello, Frame::Hello(h)) => self.on_hello(now, h)?,
             (State::AwaitWelcome, Frame::Welcome(w)) => self.on_welcome(now, w)?,
-            (State::AwaitConfirm(_), Frame::Confirm(c)) => self.on_confirm(now, &c.auth_proof),
+            (State::AwaitConfirm(_), Frame::Confirm(c)) => self.on_proof(now, &c.auth_proof),
+            (State::AwaitAccept(_), Frame::Accept(a)) => self.on_proof(now, &a.auth_proof),
             (State::Up(_), Frame::Ack(a)) => {
                 if a.seq >= self.next_seq || a.seq < self.acked_seq {
                     return Err(SessionError::BadValue {
@@ -504,7 +533,6 @@ impl Session {
     }
 
     fn on_hello(&mut self, now: Instant, h: Hello) -> Result<(), SessionError> {
-        self.peer_nonce = h.nonce;
         let common = PROTOCOL_VERSION.min(h.max_version);
         if common < MIN_PROTOCOL_VERSION.max(h.min_version) {
             let detail = format!(
@@ -515,6 +543,7 @@ impl Session {
             self.refuse(now, RefuseReason::VersionMismatch, detail);
             return Ok(());
         }
+        self.peer_nonce = check_nonce(h.nonce)?;
         let peer = self.peer_hello(
             &h.cluster_id,
             h.cluster_name,
@@ -529,12 +558,11 @@ impl Session {
             return Ok(());
         }
         self.events.push_back(SessionEvent::Admit(peer.clone()));
-        self.state = State::Admitting(peer, h.auth_proof);
+        self.state = State::Admitting(peer);
         Ok(())
     }
 
     fn on_welcome(&mut self, now: Instant, w: Welcome) -> Result<(), SessionError> {
-        self.peer_nonce = w.nonce;
         if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&w.version) {
             let detail = format!(
                 "the peer chose protocol version {}, we speak \
@@ -544,6 +572,7 @@ impl Session {
             self.refuse(now, RefuseReason::VersionMismatch, detail);
             return Ok(());
         }
+        self.peer_nonce = check_nonce(w.nonce)?;
         let peer = self.peer_hello(
             &w.cluster_id,
             w.cluster_name,
@@ -558,30 +587,64 @@ impl Session {
             return Ok(());
         }
         self.events.push_back(SessionEvent::Admit(peer.clone()));
-        self.state = State::Admitting(peer, w.auth_proof);
+        self.state = State::Admitting(peer);
         Ok(())
     }
 
-    fn on_confirm(&mut self, now: Instant, proof: &[u8]) {
-        let State::AwaitConfirm(peer) = std::mem::replace(&mut self.state, State::Closed) else {
-            return;
+    /// The peer's proof: the dialer's in `Confirm` (the acceptor verifies it, then proves),
+    /// or the acceptor's in `Accept` (the dialer verifies it).
+    fn on_proof(&mut self, now: Instant, proof: &[u8]) {
+        let adm = match std::mem::replace(&mut self.state, State::Closed) {
+            State::AwaitConfirm(a) | State::AwaitAccept(a) => a,
+            other => {
+                self.state = other;
+                return;
+            }
         };
-        let ctx = AuthContext {
+        let auth = self.auth.clone();
+        if adm.password
+            && let Err(e) = auth.verify(&self.ctx(&adm), proof)
+        {
+            return self.refuse_auth(now, e);
+        }
+        if self.side == Side::Acceptor {
+            let proof = if adm.password {
+                match auth.prove(&self.ctx(&adm)) {
+                    Ok(p) => p,
+                    Err(e) => return self.refuse_auth(now, e),
+                }
+            } else {
+                Vec::new()
+            };
+            self.push(now, Frame::Accept(Accept { auth_proof: proof }));
+        }
+        let pinned = auth.established(&self.ctx(&adm));
+        self.events.push_back(SessionEvent::Up {
+            peer: adm.peer.clone(),
+            pinned,
+        });
+        self.state = State::Up(adm.peer);
+    }
+
+    fn ctx<'a>(&'a self, adm: &'a Admitted) -> AuthContext<'a> {
+        let (dialer_nonce, acceptor_nonce) = match self.side {
+            Side::Dialer => (&self.nonce[..], &self.peer_nonce[..]),
+            Side::Acceptor => (&self.peer_nonce[..], &self.nonce[..]),
+        };
+        AuthContext {
             side: self.side,
             link: &self.link,
-            dialer_nonce: &self.peer_nonce,
-            acceptor_nonce: &self.nonce,
+            dialer_nonce,
+            acceptor_nonce,
             local: &self.local.cluster_id,
-            peer: &peer,
-            known_name: None,
-        };
-        match self.auth.check_confirm(&ctx, proof) {
-            Ok(()) => {
-                self.events.push_back(SessionEvent::Up(peer.clone()));
-                self.state = State::Up(peer);
-            }
-            Err(e) => self.refuse(now, RefuseReason::BadAuth, e.to_string()),
+            peer: &adm.peer,
+            known_name: adm.known_name.as_deref(),
         }
+    }
+
+    /// Refuses the link for an authentication failure, telling the peer its code.
+    fn refuse_auth(&mut self, now: Instant, e: AuthError) {
+        self.refuse_with(now, RefuseReason::BadAuth, e.to_string(), Some(e.failure));
     }
 
     #[allow(clippy::too_many_arguments, reason = "one call per handshake message")]
@@ -667,6 +730,7 @@ impl Session {
                     self.config.max_queued_frames
                 ),
                 by_peer: false,
+                auth: None,
             });
             self.close(CloseReason::Refused {
                 reason: RefuseReason::Overloaded,
@@ -695,6 +759,7 @@ impl State {
             Self::AwaitWelcome => "awaiting Welcome",
             Self::Admitting(..) => "admitting the peer",
             Self::AwaitConfirm(_) => "awaiting Confirm",
+            Self::AwaitAccept(_) => "awaiting Accept",
             Self::Up(_) => "up",
             Self::Closed => "closed",
         }
@@ -709,5 +774,17 @@ impl std::fmt::Debug for Session {
             .field("remote", &self.link.remote)
             .field("queued", &self.queue.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A peer's nonce: exactly [`NONCE_LEN`] bytes.
+fn check_nonce(nonce: Vec<u8>) -> Result<Vec<u8>, SessionError> {
+    if nonce.len() == NONCE_LEN {
+        Ok(nonce)
+    } else {
+        Err(SessionError::BadValue {
+            field: "nonce",
+            reason: format!("{} bytes, expected {NONCE_LEN}", nonce.len()),
+        })
     }
 }

@@ -18,7 +18,7 @@ pub struct Envelope {
     /// The message; `None` when the sender used a message type this build does not know.
     #[prost(
         oneof = "Frame",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
     )]
     pub body: Option<Frame>,
 }
@@ -29,13 +29,13 @@ pub enum Frame {
     /// Opens a link (dialer to acceptor).
     #[prost(message, tag = "1")]
     Hello(Hello),
-    /// Accepts a Hello (acceptor to dialer).
+    /// Answers a Hello with the acceptor's identity and challenge (acceptor to dialer).
     #[prost(message, tag = "2")]
     Welcome(Welcome),
     /// Refuses a link, with a reason; the sender closes the link after it.
     #[prost(message, tag = "3")]
     Refuse(Refuse),
-    /// Completes the handshake (dialer to acceptor) with the dialer's proof.
+    /// The dialer's proof (dialer to acceptor), sent first.
     #[prost(message, tag = "4")]
     Confirm(Confirm),
     /// Every cluster the sender knows (hubs send it).
@@ -68,6 +68,10 @@ pub enum Frame {
     /// Closes a link on purpose (shutdown, duplicate link).
     #[prost(message, tag = "14")]
     Goodbye(Goodbye),
+    /// Completes the handshake (acceptor to dialer): the dialer's proof verified, and the
+    /// acceptor's own proof.
+    #[prost(message, tag = "15")]
+    Accept(Accept),
 }
 
 /// A cluster's role on the wire.
@@ -143,12 +147,10 @@ pub struct Hello {
     /// The route strings the dialer advertises.
     #[prost(string, repeated, tag = "6")]
     pub route_strings: Vec<String>,
-    /// A fresh random challenge for the acceptor's proof.
+    /// A fresh random 32-byte challenge for the acceptor's proof.
     #[prost(bytes = "vec", tag = "7")]
     pub nonce: Vec<u8>,
-    /// Authentication data from the authenticator (may be empty).
-    #[prost(bytes = "vec", tag = "8")]
-    pub auth_proof: Vec<u8>,
+    // Tag 8 is reserved (an early draft carried a proof here; a Hello never carries one).
     /// A random number per process start: tells a restarted peer from a second link.
     #[prost(uint64, tag = "9")]
     pub instance: u64,
@@ -157,7 +159,9 @@ pub struct Hello {
     pub addresses: Vec<String>,
 }
 
-/// Accepts a Hello.
+/// Answers a Hello: the acceptor's identity and its challenge. It carries no proof: the
+/// dialer proves first (in `Confirm`), so a peer that does not know the password never obtains
+/// one to guess against.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Welcome {
     /// The protocol version chosen for this link.
@@ -175,12 +179,10 @@ pub struct Welcome {
     /// The route strings the acceptor advertises.
     #[prost(string, repeated, tag = "5")]
     pub route_strings: Vec<String>,
-    /// A fresh random challenge for the dialer's proof.
+    /// A fresh random 32-byte challenge for the dialer's proof.
     #[prost(bytes = "vec", tag = "6")]
     pub nonce: Vec<u8>,
-    /// The acceptor's proof over both nonces.
-    #[prost(bytes = "vec", tag = "7")]
-    pub auth_proof: Vec<u8>,
+    // Tag 7 is reserved (an early draft carried the acceptor's proof here).
     /// The acceptor's instance number.
     #[prost(uint64, tag = "8")]
     pub instance: u64,
@@ -198,12 +200,24 @@ pub struct Refuse {
     /// A sentence for the operator's log.
     #[prost(string, tag = "2")]
     pub detail: String,
+    /// With `BAD_AUTH`: the specific authentication failure (`wrong_password`,
+    /// `untrusted_certificate`, ...), so both sides count the same code.
+    #[prost(string, tag = "3")]
+    pub auth_code: String,
 }
 
-/// Completes the handshake with the dialer's proof.
+/// The dialer's proof over both nonces (empty when its authentication mode uses no password).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Confirm {
-    /// The dialer's proof over both nonces.
+    /// The dialer's proof.
+    #[prost(bytes = "vec", tag = "1")]
+    pub auth_proof: Vec<u8>,
+}
+
+/// Completes the handshake: the acceptor verified the dialer's proof and sends its own.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Accept {
+    /// The acceptor's proof over both nonces (empty when its mode uses no password).
     #[prost(bytes = "vec", tag = "1")]
     pub auth_proof: Vec<u8>,
 }
@@ -402,6 +416,7 @@ impl Frame {
             Self::RepairDone(_) => "RepairDone",
             Self::Keepalive(_) => "Keepalive",
             Self::Goodbye(_) => "Goodbye",
+            Self::Accept(_) => "Accept",
         }
     }
 }

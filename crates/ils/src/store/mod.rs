@@ -30,12 +30,13 @@
 //! | table | columns | meaning |
 //! |---|---|---|
 //! | `learned` | `origin` TEXT, `uri` TEXT, `route` TEXT, `version` INTEGER, `tombstone` INTEGER (0/1), `updated_at` INTEGER; key (`origin`, `uri`) | URIs learned from other clusters: origin cluster ID, canonical directory URI, route string, the origin's version of the record; a tombstone is a deletion kept until it is collected |
-//! | `positions` | `origin` TEXT key, `version` INTEGER, `updated_at` INTEGER | per origin cluster, the highest contiguous version applied: a reconnect asks for what follows |
+//! | `positions` | `origin` TEXT key, `version` INTEGER, `updated_at` INTEGER, `gc_floor` INTEGER | per origin cluster, the highest version held: a reconnect asks for what follows; and the highest version of a collected tombstone (a peer behind it gets a full repair) |
 //! | `peers` | `cluster_id` TEXT key, `name` TEXT, `role` TEXT (`hub`/`spoke`/`standalone`), `addresses` TEXT (comma-separated `host:port`), `route_strings` TEXT (comma-separated), `last_sync` INTEGER or NULL, `state` TEXT, `pinned_cert` BLOB (DER) or NULL | the peer vector |
 //! | `own_records` | `uri` TEXT key, `route` TEXT, `version` INTEGER, `tombstone` INTEGER, `updated_at` INTEGER | the URIs this cluster advertises, with the version each was last changed at |
-//! | `meta` | `key` TEXT, `value` INTEGER | `own_version`: the highest version this cluster ever issued; it never goes backwards, even when tombstones are collected |
+//! | `meta` | `key` TEXT, `value` INTEGER | `own_version`: the highest version this cluster ever issued; it never goes backwards, even when tombstones are collected; `own_gc_floor`: the highest version of a collected own tombstone |
 //! | `schema_migrations` | `version` INTEGER, `description` TEXT, `applied_at` INTEGER | the schema steps applied (also in `PRAGMA user_version`) |
 
+mod durable;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dialplan::{ClusterId, Role, RouteString};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+pub use durable::RestoreReport;
 use schema::MIGRATIONS;
 
 /// Why the store could not do what was asked.
@@ -180,7 +182,7 @@ pub struct Store {
 
 impl Store {
     /// The newest schema version this build writes.
-    pub const SCHEMA_VERSION: i64 = 1;
+    pub const SCHEMA_VERSION: i64 = 2;
 
     /// Opens (or creates) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {

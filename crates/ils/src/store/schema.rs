@@ -8,10 +8,11 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first. Never edit a released one: add a new step.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "learned records, positions, peer vector, own records",
-    sql: "
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "learned records, positions, peer vector, own records",
+        sql: "
 CREATE TABLE learned (
     origin     TEXT    NOT NULL,
     uri        TEXT    NOT NULL,
@@ -55,4 +56,13 @@ CREATE TABLE meta (
 );
 INSERT INTO meta (key, value) VALUES ('own_version', 0);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "tombstone collection floors",
+        sql: "
+ALTER TABLE positions ADD COLUMN gc_floor INTEGER NOT NULL DEFAULT 0;
+INSERT INTO meta (key, value) VALUES ('own_gc_floor', 0);
+",
+    },
+];

@@ -30,7 +30,7 @@ async fn edge(id: &str, role: Role, registrar: Option<&str>) -> Edge {
         c,
         sink.clone(),
         Arc::new(OpenAuthenticator),
-        Arc::new(PlainTcp),
+        Arc::new(PlainTcp::default()),
     )
     .expect("start");
     service.serve(listener).expect("serve");
@@ -109,7 +109,7 @@ async fn duplicate_cluster_id_is_refused_over_tcp() {
         c,
         Arc::new(MemorySink::new()),
         Arc::new(OpenAuthenticator),
-        Arc::new(PlainTcp),
+        Arc::new(PlainTcp::default()),
     )
     .expect("start");
     other.serve(listener).expect("serve");
@@ -176,7 +176,7 @@ async fn a_spoke_fills_the_dial_plans_learned_table() {
         c,
         table.clone(),
         Arc::new(OpenAuthenticator),
-        Arc::new(PlainTcp),
+        Arc::new(PlainTcp::default()),
     )
     .expect("start");
     hq.service

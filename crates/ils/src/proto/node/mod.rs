@@ -8,6 +8,7 @@
 //! [`Node::poll_timeout`].
 
 mod dial;
+mod durable;
 mod peers;
 mod replicate;
 
@@ -18,15 +19,19 @@ use std::time::{Duration, Instant};
 
 use dialplan::{ClusterId, DirectoryUri, Role, RouteString, UriLookupPolicy};
 
-use super::handshake::{Authenticator, LinkInfo, LocalIdentity, PeerHello, Side};
+use super::handshake::{
+    AuthFailure, Authenticator, LinkInfo, LocalIdentity, NONCE_LEN, PeerHello, Side,
+};
 use super::records::{OriginIdx, SELF, Store};
 use super::session::{CloseReason, Refusal, Session, SessionConfig, SessionError, SessionEvent};
 use super::wire::{Frame, RefuseReason};
 use crate::learned::{ApplyReport, LearnedSink};
 
+pub use durable::{DurableBatch, OriginDelta, PeerRow, RecordChange};
 pub use peers::{PeerInfo, PeerState};
 
 use dial::Dialer;
+use durable::Durable;
 use peers::PeerTable;
 use replicate::{InRepair, RepairJob};
 
@@ -69,6 +74,9 @@ pub struct NodeConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Hand state changes to the driver to write to disk ([`Node::take_durable`]), and hold
+    /// back acknowledgements and own records until they are written.
+    pub durable: bool,
 }
 
 impl NodeConfig {
@@ -87,6 +95,7 @@ impl NodeConfig {
             uri_policy: UriLookupPolicy::default(),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
+            durable: false,
         }
     }
 }
@@ -110,6 +119,8 @@ pub enum Event {
         role: Role,
         /// The peer's address.
         remote: String,
+        /// Our end of the link.
+        side: Side,
     },
     /// A link ended.
     PeerDown {
@@ -132,6 +143,10 @@ pub enum Event {
         detail: String,
         /// Whether the peer refused us.
         by_peer: bool,
+        /// With `BadAuth`: the specific authentication failure.
+        auth: Option<AuthFailure>,
+        /// Our end of the link.
+        side: Side,
     },
     /// The peer broke the protocol (the link is refused with `ProtocolError`).
     ProtocolError {
@@ -222,6 +237,10 @@ pub struct Stats {
     pub refused_by_us: BTreeMap<&'static str, u64>,
     /// Links refused by peers, by reason label.
     pub refused_by_peer: BTreeMap<&'static str, u64>,
+    /// Authentication refusals by us, by failure code (`wrong_password`, ...).
+    pub auth_refused_by_us: BTreeMap<&'static str, u64>,
+    /// Authentication refusals by peers, by the failure code they sent.
+    pub auth_refused_by_peer: BTreeMap<&'static str, u64>,
     /// Links that completed the handshake.
     pub links_up: u64,
     /// Duplicate links closed.
@@ -244,6 +263,7 @@ pub struct Node {
     next_anti_entropy: Instant,
     shutting_down: bool,
     stats: Stats,
+    durable: Durable,
 }
 
 /// One link's replication state around its session.
@@ -295,6 +315,7 @@ impl Node {
         let store = Store::new(identity.cluster_id.clone());
         let dialer = Dialer::new(&config, now);
         let next_anti_entropy = now + config.sync_interval;
+        let config_durable = config.durable;
         let mut node = Self {
             peers: PeerTable::new(&identity),
             identity,
@@ -310,6 +331,7 @@ impl Node {
             next_anti_entropy,
             shutting_down: false,
             stats: Stats::default(),
+            durable: Durable::new(config_durable),
         };
         // The first dials (a spoke's or a later hub's registrar) are asked for at once.
         node.after(now);
@@ -323,7 +345,7 @@ impl Node {
         now: Instant,
         dialed: Option<&str>,
         info: LinkInfo,
-        nonce: [u8; 16],
+        nonce: [u8; NONCE_LEN],
     ) -> LinkId {
         let id = LinkId(self.next_link);
         self.next_link += 1;
@@ -387,8 +409,11 @@ impl Node {
             self.anti_entropy(now);
         }
         if let Some(before) = now.checked_sub(self.config.tombstone_retention) {
-            let n = self.store.collect_tombstones(before);
-            self.stats.tombstones_collected += n as u64;
+            let gone = self.store.collect_tombstones(before);
+            self.stats.tombstones_collected += gone.len() as u64;
+            for (o, uri) in gone {
+                self.durable.forget(o, uri);
+            }
         }
         self.after(now);
     }
@@ -545,27 +570,40 @@ impl Node {
                         l.session.admit(now, verdict);
                     }
                 }
-                SessionEvent::Up(peer) => self.on_up(now, id, peer),
+                SessionEvent::Up { peer, pinned } => self.on_up(now, id, peer, pinned),
                 SessionEvent::Message(frame) => self.on_message(now, id, frame),
                 SessionEvent::Acked(seq) => self.on_acked(now, id, seq),
                 SessionEvent::Refused {
                     reason,
                     detail,
                     by_peer,
+                    auth,
                 } => {
-                    let map = if by_peer {
-                        &mut self.stats.refused_by_peer
+                    let (map, auth_map) = if by_peer {
+                        (
+                            &mut self.stats.refused_by_peer,
+                            &mut self.stats.auth_refused_by_peer,
+                        )
                     } else {
-                        &mut self.stats.refused_by_us
+                        (
+                            &mut self.stats.refused_by_us,
+                            &mut self.stats.auth_refused_by_us,
+                        )
                     };
                     *map.entry(reason.label()).or_default() += 1;
+                    if let Some(a) = auth {
+                        *auth_map.entry(a.label()).or_default() += 1;
+                    }
                     let remote = l.session.link().remote.clone();
+                    let side = l.session.side();
                     self.events.push_back(Event::Refused {
                         link: id,
                         remote,
                         reason,
                         detail,
                         by_peer,
+                        auth,
+                        side,
                     });
                     if let Some(addr) = &l.dialed {
                         self.dialer.refused(now, addr, reason, &self.config);
@@ -610,7 +648,7 @@ impl Node {
         Ok(known.map(|(name, _)| name))
     }
 
-    fn on_up(&mut self, now: Instant, id: LinkId, peer: PeerHello) {
+    fn on_up(&mut self, now: Instant, id: LinkId, peer: PeerHello, pinned: Option<Vec<u8>>) {
         // A second link to the same cluster: a restarted peer replaces its old link; two live
         // links (both sides dialed at once) keep the one dialed by the smaller cluster ID.
         let me = self.identity.cluster_id.clone();
@@ -659,11 +697,13 @@ impl Node {
             instance: peer.instance,
         });
         let remote = l.session.link().remote.clone();
+        let side = l.session.side();
         if let Some(addr) = &l.dialed {
             self.dialer.up(addr, &peer.cluster_id);
         }
         self.stats.links_up += 1;
-        self.peers.linked(now, &peer, id, &self.identity);
+        self.peers.linked(now, &peer, id, &self.identity, pinned);
+        self.durable.peer(&peer.cluster_id);
         self.mark_vector_dirty();
         self.send_sync_request(now, id);
         self.events.push_back(Event::PeerUp {
@@ -671,6 +711,7 @@ impl Node {
             cluster: peer.cluster_id,
             role: peer.role,
             remote,
+            side,
         });
     }
 
@@ -692,6 +733,7 @@ impl Node {
             });
             if !other_up {
                 self.peers.unlinked(now, c);
+                self.durable.peer(c);
                 self.mark_vector_dirty();
             }
         }

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dialplan::{ClusterId, Role};
 
+use super::durable::PeerRow;
 use super::{LinkId, Node, OWN};
 use crate::proto::handshake::{LocalIdentity, PeerHello};
 use crate::proto::wire::{PeerEntry, PeerVector, WirePeerState, WireRole};
@@ -83,6 +85,8 @@ struct PeerRecord {
     stamp: u64,
     last_seen: Option<Instant>,
     direct: Option<LinkId>,
+    /// The certificate pinned for it after the password vouched for it (DER).
+    pinned: Option<Arc<[u8]>>,
 }
 
 /// Every other cluster this node knows.
@@ -120,8 +124,13 @@ impl PeerTable {
         peer: &PeerHello,
         link: LinkId,
         me: &LocalIdentity,
+        pinned: Option<Vec<u8>>,
     ) {
-        let stamp = self.entries.get(&peer.cluster_id).map_or(0, |e| e.stamp) + 1;
+        let old = self.entries.get(&peer.cluster_id);
+        let stamp = old.map_or(0, |e| e.stamp) + 1;
+        let pinned = pinned
+            .map(Arc::from)
+            .or_else(|| old.and_then(|e| e.pinned.clone()));
         let hub = match (peer.role, me.role) {
             (Role::Hub, _) => Some(peer.cluster_id.clone()),
             (_, Role::Hub) => Some(me.cluster_id.clone()),
@@ -139,6 +148,41 @@ impl PeerTable {
                 stamp,
                 last_seen: Some(now),
                 direct: Some(link),
+                pinned,
+            },
+        );
+    }
+
+    /// The row to write to disk for `id`.
+    pub(super) fn row(&self, id: &ClusterId) -> Option<PeerRow> {
+        let e = self.entries.get(id)?;
+        Some(PeerRow {
+            cluster_id: id.clone(),
+            name: e.name.clone(),
+            role: e.role,
+            addresses: e.addresses.clone(),
+            route_strings: e.route_strings.clone(),
+            state: e.state,
+            pinned_cert: e.pinned.as_deref().map(<[u8]>::to_vec),
+        })
+    }
+
+    /// A row read from disk: known, down until heard of, with the lowest stamp so that any
+    /// report from a hub replaces it.
+    pub(super) fn restore(&mut self, row: PeerRow) {
+        self.entries.insert(
+            row.cluster_id,
+            PeerRecord {
+                name: row.name,
+                role: row.role,
+                addresses: row.addresses,
+                route_strings: row.route_strings,
+                hub: None,
+                state: PeerState::Down,
+                stamp: 0,
+                last_seen: None,
+                direct: None,
+                pinned: row.pinned_cert.map(Arc::from),
             },
         );
     }
@@ -195,9 +239,9 @@ impl PeerTable {
         }
     }
 
-    /// Merges a hub's peer vector; returns whether anything changed.
-    fn merge(&mut self, now: Instant, pv: PeerVector, me: &ClusterId) -> bool {
-        let mut changed = false;
+    /// Merges a hub's peer vector; returns the clusters whose entries changed.
+    fn merge(&mut self, now: Instant, pv: PeerVector, me: &ClusterId) -> Vec<ClusterId> {
+        let mut changed = Vec::new();
         for e in pv.entries {
             let Ok(id) = ClusterId::new(&e.cluster_id) else {
                 continue;
@@ -226,8 +270,9 @@ impl PeerTable {
             if !take {
                 continue;
             }
-            changed = true;
+            changed.push(id.clone());
             let last_seen = now.checked_sub(Duration::from_millis(e.seen_ago_ms));
+            let pinned = self.entries.get(&id).and_then(|old| old.pinned.clone());
             self.entries.insert(
                 id,
                 PeerRecord {
@@ -240,6 +285,7 @@ impl PeerTable {
                     stamp: e.stamp,
                     last_seen,
                     direct: None,
+                    pinned,
                 },
             );
         }
@@ -255,7 +301,14 @@ impl Node {
             .get(&id)
             .and_then(|l| l.peer.as_ref())
             .is_some_and(|p| p.role == Role::Hub);
-        if from_hub && self.peers.merge(now, pv, &self.identity.cluster_id) {
+        if !from_hub {
+            return;
+        }
+        let changed = self.peers.merge(now, pv, &self.identity.cluster_id);
+        if !changed.is_empty() {
+            for id in &changed {
+                self.durable.peer(id);
+            }
             self.mark_vector_dirty();
         }
     }

@@ -74,9 +74,14 @@ impl Node {
         if !l.synced {
             return;
         }
+        let own_limit = if self.durable.enabled {
+            self.durable.own_on_disk
+        } else {
+            u64::MAX
+        };
         while l.session.can_send_records() {
             if let Some((records, origin, last)) =
-                cursor_batch(&self.store, me, l, &peer, &self.config)
+                cursor_batch(&self.store, me, l, &peer, &self.config, own_limit)
             {
                 self.stats.records_sent += records.records.len() as u64;
                 let seq = l.session.send_records(now, records);
@@ -95,7 +100,7 @@ impl Node {
                 l.session.send(now, Frame::RepairDone(done));
             }
         }
-        if l.sync_done_due && caught_up(&self.store, me, l, &peer) {
+        if l.sync_done_due && caught_up(&self.store, me, l, &peer, own_limit) {
             l.sync_done_due = false;
             self.stats.syncs_served += 1;
             let positions = self
@@ -214,6 +219,19 @@ impl Node {
         let Some(peer) = self.links.get(&id).and_then(|l| l.peer.clone()) else {
             return;
         };
+        // Acks wait for the disk; a peer that ignores the window would make us buffer.
+        let window = self.config.session.window;
+        if self.durable.enabled && self.durable.held_acks(id) >= 2 * window {
+            let detail = format!(
+                "the peer sent more than {} Records frames without waiting for acknowledgements",
+                2 * window
+            );
+            if let Some(l) = self.links.get_mut(&id) {
+                l.session
+                    .refuse(now, crate::proto::RefuseReason::ProtocolError, detail);
+            }
+            return;
+        }
         let n = r.records.len() as u64;
         self.stats.records_received += n;
         let origin_id = match ClusterId::new(&r.origin) {
@@ -271,6 +289,10 @@ impl Node {
             let applied = self
                 .store
                 .apply(now, o, &key, rec.version, route.map(|r| r.0.clone()));
+            if applied != Applied::Stale {
+                self.durable
+                    .record(o, &key, route.map(|r| r.0.clone()), rec.version);
+            }
             match (applied, route) {
                 (Applied::Stale, _) => self.stats.records_stale += 1,
                 (Applied::Upserted, Some((_, rs))) => changes.push(LearnedChange::Upsert {
@@ -310,9 +332,7 @@ impl Node {
     }
 
     fn ack(&mut self, now: Instant, id: LinkId, seq: u64) {
-        if let Some(l) = self.links.get_mut(&id) {
-            l.session.ack(now, seq);
-        }
+        self.ack_when_durable(now, id, seq);
     }
 
     fn apply_to_sink(&mut self, origin: ClusterId, changes: Vec<LearnedChange>) {
@@ -479,6 +499,7 @@ impl Node {
         let mut changes = Vec::new();
         for k in gone {
             let live = log.forget(&k).is_some_and(|e| e.route.is_some());
+            self.durable.forget(o, k.clone());
             if live && let Ok(uri) = DirectoryUri::parse(&k, self.config.uri_policy) {
                 changes.push(LearnedChange::Remove {
                     uri,
@@ -488,6 +509,7 @@ impl Node {
         }
         log.max_version = log.max_version.max(d.max_version);
         let origin = log.id.clone();
+        self.durable.touch(o);
         let total = st.changed + changes.len() as u64;
         self.stats.records_repaired += total;
         self.apply_to_sink(origin.clone(), changes);
@@ -541,7 +563,8 @@ impl Node {
         changes.extend(gone.into_iter().map(|k| (k, None)));
         for (key, route) in changes {
             let v = self.store.origins[OWN].max_version + 1;
-            self.store.apply(now, OWN, &key, v, route);
+            self.store.apply(now, OWN, &key, v, route.clone());
+            self.durable.record(OWN, &key, route, v);
         }
         report
     }
@@ -551,6 +574,7 @@ impl Node {
     fn reseed(&mut self, now: Instant, floor: u64) {
         let log = &mut self.store.origins[OWN];
         log.max_version = log.max_version.max(floor);
+        self.durable.touch(OWN);
         let mut live: Vec<(Arc<str>, Arc<str>)> = log
             .entries
             .iter()
@@ -559,7 +583,8 @@ impl Node {
         live.sort();
         for (k, route) in live {
             let v = self.store.origins[OWN].max_version + 1;
-            self.store.apply(now, OWN, &k, v, Some(route));
+            self.store.apply(now, OWN, &k, v, Some(route.clone()));
+            self.durable.record(OWN, &k, Some(route), v);
         }
         self.events.push_back(Event::Reseeded {
             version: self.store.origins[OWN].max_version,
@@ -575,6 +600,7 @@ fn cursor_batch(
     l: &mut Link,
     peer: &LinkPeer,
     config: &super::NodeConfig,
+    own_limit: u64,
 ) -> Option<(Records, OriginIdx, u64)> {
     let n = store.origins.len();
     let start = l.next_origin % n.max(1);
@@ -582,14 +608,15 @@ fn cursor_batch(
         let o = (start + k) % n;
         let log = &store.origins[o];
         let cursor = l.cursors.get(&o).copied().unwrap_or(0);
-        if log.max_version <= cursor || !relays(store, me, o, peer) {
+        let limit = sendable(log.max_version, o, own_limit);
+        if limit <= cursor || !relays(store, me, o, peer) {
             continue;
         }
         let mut routes = RouteTable::default();
         let mut records = Vec::new();
         let mut bytes = 0;
         let mut last = cursor;
-        for (v, uri) in log.by_version.range(cursor + 1..) {
+        for (v, uri) in log.by_version.range(cursor + 1..=limit) {
             last = *v;
             let Some(e) = log.entries.get(uri) else {
                 continue;
@@ -606,7 +633,7 @@ fn cursor_batch(
         }
         if records.is_empty() {
             // Only versions of collected tombstones were left: nothing to send.
-            l.cursors.insert(o, log.max_version);
+            l.cursors.insert(o, limit);
             continue;
         }
         l.cursors.insert(o, last);
@@ -671,12 +698,22 @@ fn repair_batch(
     Some((batch, done))
 }
 
-fn caught_up(store: &Store, me: Role, l: &Link, peer: &LinkPeer) -> bool {
+fn caught_up(store: &Store, me: Role, l: &Link, peer: &LinkPeer, own_limit: u64) -> bool {
     l.repairs_out.is_empty()
         && store.origins.iter().enumerate().all(|(o, log)| {
             !relays(store, me, o, peer)
-                || l.cursors.get(&o).copied().unwrap_or(0) >= log.max_version
+                || l.cursors.get(&o).copied().unwrap_or(0)
+                    >= sendable(log.max_version, o, own_limit)
         })
+}
+
+/// The highest version of origin `o` that may be sent: our own records only once on disk.
+fn sendable(max_version: u64, o: OriginIdx, own_limit: u64) -> u64 {
+    if o == OWN {
+        max_version.min(own_limit)
+    } else {
+        max_version
+    }
 }
 
 /// The route strings of one batch, each sent once.

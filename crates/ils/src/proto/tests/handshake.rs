@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use dialplan::{ClusterId, Role, RouteString};
 
-use crate::proto::handshake::{AuthContext, AuthError, AuthFailure, Authenticator};
+use crate::proto::handshake::{Admission, AuthContext, AuthError, AuthFailure, Authenticator};
 use crate::proto::wire::{Hello, Welcome, WireRole};
 use crate::proto::{
     CloseReason, Frame, LinkInfo, LocalIdentity, OpenAuthenticator, RefuseReason, Session,
@@ -36,7 +36,7 @@ fn session(
         SessionConfig::default(),
         auth,
         LinkInfo::default(),
-        [1; 16],
+        [side as u8 + 1; 32],
         now,
     )
 }
@@ -91,11 +91,12 @@ fn handshake_completes_in_three_messages() {
     let (ea, eb) = pump(&mut a, &mut b, now);
     assert!(a.is_up() && b.is_up());
     assert!(
-        ea.iter()
-            .any(|e| matches!(e, SessionEvent::Up(p) if p.cluster_id.as_str() == "HQ"))
+        ea.iter().any(
+            |e| matches!(e, SessionEvent::Up { peer: p, .. } if p.cluster_id.as_str() == "HQ")
+        )
     );
     assert!(eb.iter().any(
-        |e| matches!(e, SessionEvent::Up(p) if p.cluster_id.as_str() == "BR" && p.version == 1)
+        |e| matches!(e, SessionEvent::Up { peer: p, .. } if p.cluster_id.as_str() == "BR" && p.version == 1)
     ));
 }
 
@@ -164,37 +165,133 @@ fn dialer_refuses_a_welcome_with_a_version_it_does_not_speak() {
 struct Password(&'static [u8]);
 
 impl Password {
-    fn proof(&self, who: u8, ctx: &AuthContext<'_>) -> Vec<u8> {
-        // A stand-in for the auth module's HMAC: binds the secret and both nonces.
-        let mut v = vec![who];
+    fn proof(&self, ctx: &AuthContext<'_>) -> Vec<u8> {
+        // A stand-in for the auth module's HMAC: binds the side, the secret and both nonces.
+        let mut v = vec![ctx.side as u8];
         v.extend_from_slice(self.0);
         v.extend_from_slice(ctx.dialer_nonce);
         v.extend_from_slice(ctx.acceptor_nonce);
         v
     }
-    fn check(&self, who: u8, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<(), AuthError> {
-        if proof == self.proof(who, ctx) {
+}
+
+impl Authenticator for Password {
+    fn admit(&self, _: &AuthContext<'_>) -> Result<Admission, AuthError> {
+        Ok(Admission {
+            password_required: true,
+        })
+    }
+    fn prove(&self, ctx: &AuthContext<'_>) -> Result<Vec<u8>, AuthError> {
+        Ok(self.proof(ctx))
+    }
+    fn verify(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<(), AuthError> {
+        // The peer's proof was made on the other side.
+        let mut expected = self.proof(ctx);
+        expected[0] = match ctx.side {
+            Side::Dialer => Side::Acceptor as u8,
+            Side::Acceptor => Side::Dialer as u8,
+        };
+        if proof.is_empty() {
+            return Err(AuthError::new(AuthFailure::MissingProof, "no proof"));
+        }
+        if proof == expected {
             Ok(())
         } else {
-            Err(AuthError {
-                failure: AuthFailure::WrongPassword,
-                detail: "the password proof does not match".into(),
-            })
+            Err(AuthError::new(
+                AuthFailure::WrongPassword,
+                "the password proof does not match",
+            ))
         }
     }
 }
 
-impl Authenticator for Password {
-    fn check_hello(&self, ctx: &AuthContext<'_>, _: &[u8]) -> Result<Vec<u8>, AuthError> {
-        Ok(self.proof(b'A', ctx))
+/// Frames exchanged, in order, as `(sender, frame)`.
+fn exchange(a: &mut Session, b: &mut Session, now: Instant) -> Vec<(char, Frame)> {
+    let mut log = Vec::new();
+    for _ in 0..10 {
+        for f in frames(a) {
+            log.push(('D', f.clone()));
+            let _ = b.handle_frame(now, f);
+        }
+        for f in frames(b) {
+            log.push(('A', f.clone()));
+            let _ = a.handle_frame(now, f);
+        }
+        for s in [&mut *a, &mut *b] {
+            for e in events(s) {
+                if matches!(e, SessionEvent::Admit(_)) {
+                    s.admit(now, Ok(None));
+                }
+            }
+        }
     }
-    fn check_welcome(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<Vec<u8>, AuthError> {
-        self.check(b'A', ctx, proof)?;
-        Ok(self.proof(b'D', ctx))
-    }
-    fn check_confirm(&self, ctx: &AuthContext<'_>, proof: &[u8]) -> Result<(), AuthError> {
-        self.check(b'D', ctx, proof)
-    }
+    log
+}
+
+#[test]
+fn the_dialer_proves_first_and_the_acceptor_only_after_verifying_it() {
+    let now = Instant::now();
+    let mut a = session(
+        Side::Dialer,
+        "BR",
+        Role::Spoke,
+        Arc::new(Password(b"secret")),
+        now,
+    );
+    let mut b = session(
+        Side::Acceptor,
+        "HQ",
+        Role::Hub,
+        Arc::new(Password(b"secret")),
+        now,
+    );
+    let log = exchange(&mut a, &mut b, now);
+    let names: Vec<(char, &str)> = log.iter().map(|(s, f)| (*s, f.name())).collect();
+    assert_eq!(
+        &names[..4],
+        [
+            ('D', "Hello"),
+            ('A', "Welcome"),
+            ('D', "Confirm"),
+            ('A', "Accept")
+        ]
+    );
+    assert!(matches!(&log[2].1, Frame::Confirm(c) if !c.auth_proof.is_empty()));
+    assert!(matches!(&log[3].1, Frame::Accept(c) if !c.auth_proof.is_empty()));
+    assert!(a.is_up() && b.is_up());
+}
+
+#[test]
+fn a_dialer_with_the_wrong_password_never_obtains_the_acceptors_proof() {
+    let now = Instant::now();
+    let mut a = session(
+        Side::Dialer,
+        "BR",
+        Role::Spoke,
+        Arc::new(Password(b"guess")),
+        now,
+    );
+    let mut b = session(
+        Side::Acceptor,
+        "HQ",
+        Role::Hub,
+        Arc::new(Password(b"secret")),
+        now,
+    );
+    let log = exchange(&mut a, &mut b, now);
+    assert!(a.is_closed() && b.is_closed());
+    assert!(
+        !log.iter().any(|(_, f)| matches!(f, Frame::Accept(_))),
+        "{log:?}"
+    );
+    // The acceptor refuses with the specific code, which the dialer receives.
+    let refuse = log.iter().find_map(|(s, f)| match f {
+        Frame::Refuse(r) if *s == 'A' => Some(r.clone()),
+        _ => None,
+    });
+    let r = refuse.expect("a Refuse from the acceptor");
+    assert_eq!(r.reason, RefuseReason::BadAuth as i32);
+    assert_eq!(r.auth_code, "wrong_password");
 }
 
 #[test]
@@ -216,13 +313,14 @@ fn authenticator_refusal_closes_both_sides_with_bad_auth() {
     );
     let (ea, eb) = pump(&mut a, &mut b, now);
     assert!(a.is_closed() && b.is_closed());
-    // The dialer checks the acceptor's proof first and refuses.
-    assert!(ea.iter().any(|e| matches!(e, SessionEvent::Refused { reason: RefuseReason::BadAuth, by_peer: false, detail } if detail.contains("wrong_password"))));
-    assert!(eb.iter().any(|e| matches!(
+    // The acceptor checks the dialer's proof first and refuses.
+    assert!(eb.iter().any(|e| matches!(e, SessionEvent::Refused { reason: RefuseReason::BadAuth, by_peer: false, detail, auth: Some(AuthFailure::WrongPassword) } if detail.contains("wrong_password"))));
+    assert!(ea.iter().any(|e| matches!(
         e,
         SessionEvent::Refused {
             reason: RefuseReason::BadAuth,
             by_peer: true,
+            auth: Some(AuthFailure::WrongPassword),
             ..
         }
     )));
@@ -243,6 +341,29 @@ fn authenticator_refusal_closes_both_sides_with_bad_auth() {
     );
     pump(&mut a, &mut b, now);
     assert!(a.is_up() && b.is_up());
+}
+
+#[test]
+fn a_nonce_of_the_wrong_length_is_a_protocol_error() {
+    let now = Instant::now();
+    let mut b = session(
+        Side::Acceptor,
+        "HQ",
+        Role::Hub,
+        Arc::new(OpenAuthenticator),
+        now,
+    );
+    let hello = Hello {
+        min_version: 1,
+        max_version: 1,
+        cluster_id: "BR".into(),
+        cluster_name: "br".into(),
+        role: WireRole::Spoke as i32,
+        nonce: vec![0; 16],
+        ..Hello::default()
+    };
+    let err = b.handle_frame(now, Frame::Hello(hello)).unwrap_err();
+    assert!(err.to_string().contains("nonce"), "{err}");
 }
 
 #[test]

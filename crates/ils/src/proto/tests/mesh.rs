@@ -356,6 +356,7 @@ impl Mesh {
             LinkInfo {
                 remote: addr.to_owned(),
                 tls: None,
+                password_only: false,
             },
             n1,
         );
@@ -365,6 +366,7 @@ impl Mesh {
             LinkInfo {
                 remote: from.to_owned(),
                 tls: None,
+                password_only: false,
             },
             n2,
         );
@@ -375,8 +377,8 @@ impl Mesh {
     }
 }
 
-fn nonce(n: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
+fn nonce(n: u64) -> [u8; 32] {
+    let mut out = [0u8; 32];
     out[..8].copy_from_slice(&n.to_le_bytes());
     out
 }
