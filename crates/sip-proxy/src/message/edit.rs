@@ -207,7 +207,9 @@ impl<'a> Editor<'a> {
         let body = msg.body();
         if msg.content_length.is_none() && !msg.has(HeaderName::ContentLength) {
             // Streams need Content-Length (RFC 3261 §18.3); add it when forwarding.
-            let _ = write!((&mut out).writer(), "Content-Length: {}\r\n", body.len());
+            out.put_slice(b"Content-Length: ");
+            put_decimal(&mut out, body.len() as u64);
+            out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
         out.put_slice(body);
@@ -222,7 +224,9 @@ impl<'a> Editor<'a> {
 
     fn write_max_forwards(&self, out: &mut BytesMut) {
         if let Some(n) = self.max_forwards {
-            let _ = write!(out.writer(), "Max-Forwards: {n}\r\n");
+            out.put_slice(b"Max-Forwards: ");
+            put_decimal(out, u64::from(n));
+            out.put_slice(b"\r\n");
         }
     }
 
@@ -284,23 +288,30 @@ impl<'a> Editor<'a> {
                 out.put_slice(v);
             }
         }
-        let mut w = out.writer();
         if let Some(ip) = received {
-            let _ = write!(w, ";received={ip}");
+            out.put_slice(b";received=");
+            match ip {
+                IpAddr::V4(v4) => {
+                    for (i, octet) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.put_u8(b'.');
+                        }
+                        put_decimal(out, u64::from(octet));
+                    }
+                }
+                IpAddr::V6(v6) => {
+                    let _ = write!(out.writer(), "{v6}");
+                }
+            }
         }
         match (rport, via.rport()) {
-            (Some(port), Some(_)) => {
-                let _ = write!(w, ";rport={port}");
+            (Some(port), Some(_)) | (_, Some(Some(port))) => {
+                out.put_slice(b";rport=");
+                put_decimal(out, u64::from(port));
             }
-            (_, Some(Some(port))) => {
-                let _ = write!(w, ";rport={port}");
-            }
-            (_, Some(None)) => {
-                let _ = write!(w, ";rport");
-            }
+            (_, Some(None)) => out.put_slice(b";rport"),
             _ => {}
         }
-        let out = w.into_inner();
         out.put_slice(&buf[value_at + b..h.end as usize]);
     }
 
@@ -315,6 +326,21 @@ impl<'a> Editor<'a> {
         let last = CommaSplit::new(self.msg.slice(h.value)).last()?;
         Some((i, last))
     }
+}
+
+/// Writes a decimal number without the formatting machinery (this is on the hot path).
+fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {

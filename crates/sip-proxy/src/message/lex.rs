@@ -94,31 +94,34 @@ impl Iterator for CommaSplit<'_> {
 }
 
 /// Finds the end of the list element starting at `start`: the next top-level comma or the end.
+/// Jumps between interesting bytes with `memchr` rather than testing every byte.
 fn element_end(s: &[u8], start: usize) -> usize {
     let mut i = start;
-    let mut in_quote = false;
-    let mut in_angle = false;
     while i < s.len() {
-        let b = s[i];
-        if in_quote {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_quote = false,
-                _ => {}
-            }
-        } else if in_angle {
-            if b == b'>' {
-                in_angle = false;
-            }
-        } else {
-            match b {
-                b'"' => in_quote = true,
-                b'<' => in_angle = true,
-                b',' => return i,
-                _ => {}
-            }
+        let Some(rel) = memchr::memchr3(b',', b'"', b'<', &s[i..]) else {
+            return s.len();
+        };
+        i += rel;
+        match s[i] {
+            b',' => return i,
+            b'"' => i = quoted_end(s, i + 1),
+            _ => match memchr::memchr(b'>', &s[i..]) {
+                Some(rel) => i += rel + 1,
+                None => return s.len(),
+            },
         }
-        i += 1;
+    }
+    s.len()
+}
+
+/// The position after the closing quote of a quoted string whose content starts at `i`.
+fn quoted_end(s: &[u8], mut i: usize) -> usize {
+    while let Some(rel) = memchr::memchr2(b'"', b'\\', &s[i.min(s.len())..]) {
+        i += rel;
+        if s[i] == b'"' {
+            return i + 1;
+        }
+        i += 2;
     }
     s.len()
 }
@@ -126,15 +129,12 @@ fn element_end(s: &[u8], start: usize) -> usize {
 /// Finds the first `;` outside a quoted string at or after `from`.
 pub(crate) fn find_semicolon(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    let mut in_quote = false;
     while i < s.len() {
-        match s[i] {
-            b'\\' if in_quote => i += 1,
-            b'"' => in_quote = !in_quote,
-            b';' if !in_quote => return Some(i),
-            _ => {}
+        i += memchr::memchr2(b';', b'"', &s[i..])?;
+        if s[i] == b';' {
+            return Some(i);
         }
-        i += 1;
+        i = quoted_end(s, i + 1);
     }
     None
 }
@@ -278,6 +278,17 @@ mod tests {
             parts,
             vec![&br#""a,b" <sip:x@y;p=1,2>;q=1"#[..], b"sip:z@w"]
         );
+    }
+
+    #[test]
+    fn comma_split_handles_escaped_quotes_and_unterminated_input() {
+        let s = br#""a\",b" <sip:x>, y, "open"#;
+        let parts: Vec<&[u8]> = CommaSplit::new(s).map(|(a, b)| &s[a..b]).collect();
+        assert_eq!(parts, vec![&br#""a\",b" <sip:x>"#[..], b"y", br#""open"#]);
+        let s = b"<sip:a,b";
+        assert_eq!(CommaSplit::new(s).count(), 1);
+        assert_eq!(find_semicolon(br#"x="a;b";c"#, 0), Some(7));
+        assert_eq!(find_semicolon(br#"x="a\";b"#, 0), None);
     }
 
     #[test]
