@@ -66,7 +66,8 @@ impl Default for DriverConfig {
 pub(crate) struct Shared<R> {
     engine: Mutex<Engine<R>>,
     wake: Notify,
-    udp: Mutex<Vec<Arc<UdpSocket>>>,
+    /// UDP sockets with their local address (looked up once, not per send).
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     conns: Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>,
     connector: Option<TlsConnector>,
     /// The name to verify in a destination's TLS certificate, when it has one.
@@ -154,7 +155,10 @@ impl<R: Route + Send + 'static> Proxy<R> {
     pub fn start(self) -> io::Result<ProxyHandle<R>> {
         let shared = self.shared;
         let mut addrs = Vec::new();
-        lock(&shared.udp).extend(self.udp.iter().cloned());
+        for socket in &self.udp {
+            let addr = socket.local_addr()?;
+            lock(&shared.udp).push((addr, socket.clone()));
+        }
         for socket in self.udp {
             let addr = socket.local_addr()?;
             tracing::info!(proto = %"udp", addr = %addr, "listening");

@@ -71,11 +71,12 @@ pub(super) async fn receive<R: Route + Send + 'static>(
 pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transmit) {
     let socket = {
         let sockets = lock(&shared.udp);
-        let family = |s: &&Arc<UdpSocket>| {
-            s.local_addr()
-                .is_ok_and(|a| a.is_ipv4() == t.to.addr.is_ipv4())
-        };
-        sockets.iter().find(family).or(sockets.first()).cloned()
+        let family = |(a, _): &&(SocketAddr, Arc<UdpSocket>)| a.is_ipv4() == t.to.addr.is_ipv4();
+        sockets
+            .iter()
+            .find(family)
+            .or(sockets.first())
+            .map(|(_, s)| s.clone())
     };
     let Some(socket) = socket else {
         tracing::warn!(peer = %t.to.addr, "no UDP socket to send from");
