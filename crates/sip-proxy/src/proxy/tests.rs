@@ -799,3 +799,52 @@ fn a_ringing_call_stays_pending() {
     lab.advance(Duration::from_secs(2));
     assert_eq!(lab.core.pending(), 1);
 }
+
+#[test]
+fn ipv6_peers_get_bracketed_via_and_record_route() {
+    let edge6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+    let uac6 = Peer {
+        transport: Transport::Udp,
+        addr: "[2001:db8::10]:5060".parse().unwrap(),
+    };
+    let trunk6 = Peer {
+        transport: Transport::Udp,
+        addr: "[2001:db8::20]:5060".parse().unwrap(),
+    };
+    let config = Config {
+        local: vec![LocalAddr {
+            transport: Transport::Udp,
+            addr: edge6,
+        }],
+        ..Config::default()
+    };
+    struct V6(Peer);
+    impl Route for V6 {
+        fn route(&self, _: &RouteRequest<'_>) -> RouteResult {
+            RouteResult::Forward(Target {
+                trunk: "v6".into(),
+                destinations: vec![self.0],
+                headers: vec![],
+            })
+        }
+    }
+    let mut core = Core::new(config, V6(trunk6));
+    let invite = request("INVITE", "sip:bob@[2001:db8::1]", "z9hG4bK6", "")
+        .replace("192.0.2.10:5060", "[2001:db8::10]:5060");
+    core.handle_datagram(Instant::now(), uac6, Bytes::from(invite));
+    let mut fwd = None;
+    while let Some(t) = core.poll_transmit() {
+        if t.to == trunk6 {
+            fwd = Some(Message::parse(t.bytes).unwrap());
+        }
+    }
+    let fwd = fwd.expect("forwarded to the IPv6 trunk");
+    let via = fwd.top_via().unwrap();
+    assert_eq!(via.host(), "2001:db8::1");
+    assert!(via.is_ipv6());
+    let rr = fwd.record_routes().next().unwrap().unwrap();
+    assert_eq!(rr.uri().host(), "2001:db8::1");
+    // The previous hop's sent-by equals its source: only rport is filled in, with received.
+    let prev = fwd.vias().nth(1).unwrap().unwrap();
+    assert_eq!(prev.rport(), Some(Some(5060)));
+}

@@ -51,6 +51,10 @@ pub struct DriverConfig {
     pub connect_timeout: Duration,
     /// Messages queued per connection before further ones are dropped.
     pub connection_queue: usize,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Accepted TCP and TLS connections beyond this are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for DriverConfig {
@@ -59,6 +63,8 @@ impl Default for DriverConfig {
             max_message_size: 64 * 1024,
             connect_timeout: Duration::from_secs(2),
             connection_queue: 1024,
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 10_000,
         }
     }
 }

@@ -39,6 +39,10 @@ pub(super) async fn accept<R: Route + Send + 'static>(
         };
         let _ = stream.set_nodelay(true);
         let peer = Peer { transport, addr };
+        if lock(&shared.conns).len() >= shared.config.max_connections {
+            tracing::warn!(peer = %addr, "too many connections, refusing");
+            continue;
+        }
         let shared2 = shared.clone();
         let tls = tls.clone();
         shared.tasks.spawn(async move {
@@ -139,12 +143,19 @@ where
     let framer = Framer::new(shared.config.max_message_size);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let idle = shared.config.idle_timeout;
+    let mut deadline = tokio::time::Instant::now() + idle;
     loop {
         tokio::select! {
             () = shared.stop.cancelled() => break,
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(peer = %peer.addr, "closing idle connection");
+                break;
+            }
             read = rd.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
+                    deadline = tokio::time::Instant::now() + idle;
                     if !deliver(&shared, &framer, &mut buf, peer) {
                         break;
                     }
@@ -152,6 +163,7 @@ where
             },
             out = rx.recv() => match out {
                 Some(bytes) => {
+                    deadline = tokio::time::Instant::now() + idle;
                     if let Err(e) = wr.write_all(&bytes).await {
                         tracing::debug!(peer = %peer.addr, error = %e, "write failed");
                         break;
