@@ -140,7 +140,9 @@ impl<R: Route> Core<R> {
                 match self.router.route(&req) {
                     RouteResult::Forward(target) => {
                         plan.headers = target.headers;
+                        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
                         plan.record_route = self.config.record_route
+                            && !in_dialog
                             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer);
                         target.destinations
                     }
@@ -190,14 +192,22 @@ impl<R: Route> Core<R> {
         let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
         if in_dialog {
             let target = match &plan.request_uri {
-                Some(raw) => Uri::parse(raw)
-                    .map(|u| self.resolve(&u))
-                    .unwrap_or_default(),
-                None => self.resolve(uri),
+                Some(raw) => Uri::parse(raw).ok().and_then(|u| self.remote_target(&u)),
+                None => self.remote_target(uri),
             };
-            return Ok((plan, Hop::Direct(target)));
+            if let Some(target) = target {
+                return Ok((plan, Hop::Direct(target)));
+            }
+            // Addressed to this proxy inside a dialog (a UA that sends to its outbound proxy
+            // instead of the remote Contact, as SIPp's stock scenarios do): this proxy owns the
+            // target, so the dial plan finds it (§16.5).
         }
         Ok((plan, Hop::DialPlan))
+    }
+
+    /// The destinations of an in-dialog Request-URI, or `None` when it names this proxy.
+    fn remote_target(&self, uri: &Uri<'_>) -> Option<Vec<Peer>> {
+        (!self.config.is_local_uri(uri)).then(|| self.resolve(uri))
     }
 
     fn resolve(&self, uri: &Uri<'_>) -> Vec<Peer> {
@@ -278,7 +288,19 @@ impl<R: Route> Core<R> {
         };
         let peer = match hop {
             Hop::Direct(targets) => targets.first().copied(),
-            Hop::DialPlan => addr::peer_of_uri(&uri),
+            Hop::DialPlan => {
+                let req = RouteRequest {
+                    source: from,
+                    method: &Method::Ack,
+                    uri: &uri,
+                    dest_route: msg.header("X-cisco-dest-route-string"),
+                    message: msg,
+                };
+                match self.router.route(&req) {
+                    RouteResult::Forward(target) => target.destinations.first().copied(),
+                    RouteResult::Reject { .. } => None,
+                }
+            }
         };
         let Some(peer) = peer else {
             tracing::debug!("dropping ACK with no next hop");

@@ -322,3 +322,35 @@ fn subsequent_request_uri_user_params_and_ipv6_are_kept() {
     );
     assert!(fwd.has(HeaderName::Contact));
 }
+
+#[test]
+fn in_dialog_requests_addressed_to_the_edge_use_the_dial_plan() {
+    // SIPp's stock UAC sends ACK and BYE to sip:service@<proxy> with the Record-Route as Route.
+    let mut lab = Lab::new();
+    let uri = "sip:+14085550100@203.0.113.1:5060";
+    let ack = request(
+        "ACK",
+        uri,
+        "z9hG4bKsa",
+        "Route: <sip:203.0.113.1:5060;lr>\r\n",
+    )
+    .replace(&format!("To: <{uri}>"), &format!("To: <{uri}>;tag=uas1"));
+    lab.recv(UAC, ack);
+    let fwd = lab.to(dest1());
+    assert_eq!(fwd.len(), 1);
+    assert_eq!(fwd[0].method(), Some(&Method::Ack));
+    assert_eq!(fwd[0].routes().count(), 0);
+    let bye = request(
+        "BYE",
+        uri,
+        "z9hG4bKsb",
+        "Route: <sip:203.0.113.1:5060;lr>\r\n",
+    )
+    .replace(&format!("To: <{uri}>"), &format!("To: <{uri}>;tag=uas1"));
+    lab.recv(UAC, bye);
+    let fwd = lab.request_to(dest1());
+    assert_eq!(fwd.method(), Some(&Method::Bye));
+    assert_eq!(fwd.record_routes().count(), 0);
+    lab.recv(dest1(), answer(&fwd, 200));
+    assert_eq!(lab.statuses_to(UAC), [200]);
+}
