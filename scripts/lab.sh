@@ -24,7 +24,7 @@ fi
 echo "== building ils-edge (release)"
 cargo build --release --locked --bin ils-edge
 bin=$root/target/release/ils-edge
-scen=$root/tests/sipp/scenarios
+scen=$root/tests/sipp/scenarios/rfc3261
 
 work=$(mktemp -d /tmp/ils-edge-lab.XXXXXX)
 cp -r config/lab/. "$work"/
@@ -51,9 +51,8 @@ wait_for "$work/hq.log" "listening proto=udp" 10
 wait_for "$work/br.log" "listening proto=udp" 10
 
 echo "== starting HQ's PBX (SIPp UAS at 127.0.1.10:5060)"
-sipp -sf "$scen/uas_answer.xml" -i 127.0.1.10 -p 5060 -m 1 -bg -trace_err \
-    -error_file "$work/uas.err" >/dev/null 2>&1 || true
-pids+=($(pgrep -f "sipp -sf $scen/uas_answer.xml -i 127.0.1.10" | head -1))
+sipp -sf "$scen/13-invite/uas-answer.xml" -i 127.0.1.10 -p 5060 -timeout 120s -nostdin \
+    >"$work/uas.out" 2>&1 & pids+=($!)
 
 echo "== waiting until BR has learned alice@hq.example.com over ILS"
 for i in $(seq 1 100); do
@@ -70,9 +69,9 @@ echo "== route test at BR: sip:alice@hq.example.com from trunk br-pbx (live tabl
 "$bin" route-test --admin 127.0.2.1:9090 --from br-pbx sip:alice@hq.example.com
 
 echo "== calling sip:alice@hq.example.com from the BR phones (127.0.2.20)"
-if sipp -sf "$scen/uac_call.xml" 127.0.2.1:5060 -i 127.0.2.20 -p 5062 -s alice \
-        -key dest_host hq.example.com -m 1 -timeout 15s -timeout_error -trace_err \
-        -error_file "$work/uac.err" -nostdin >/dev/null 2>&1; then
+if (cd "$work" && sipp -sf "$scen/13-invite/uac-basic-call.xml" 127.0.2.1:5060 -i 127.0.2.20 -p 0 \
+        -s alice -key dest_host hq.example.com -m 1 -d 500 -timeout 15s -timeout_error -trace_err \
+        -nostdin >/dev/null 2>&1); then
     echo "call completed: INVITE, 180, 200, ACK, BYE, 200 through BR edge -> HQ edge -> HQ PBX"
 else
     echo "call FAILED (see $work)" >&2
@@ -80,11 +79,13 @@ else
 fi
 
 echo "== and two that must not complete"
-for who in nobody:404 ; do
-    user=${who%%:*}; code=${who##*:}
-    sipp -sf "$scen/uac_expect.xml" 127.0.2.1:5060 -i 127.0.2.20 -p 5062 -s "$user" \
-        -key dest_host hq.example.com -key expect "$code" -m 1 -timeout 15s -nostdin >/dev/null 2>&1 \
-        && echo "sip:$user@hq.example.com from BR: $code as expected" \
-        || echo "sip:$user@hq.example.com from BR: not $code" >&2
-done
-"$bin" route-test --config "$work/hq.toml" --from 127.0.9.9 sip:carol@hq.example.com | tail -n 3
+expect() { # label code target source user
+    if (cd "$work" && sipp -sf "$scen/17.1.1.3-non-2xx-ack/uac-expect-$2.xml" "$3" -i "$4" -p 0 -s "$5" \
+            -key dest_host hq.example.com -m 1 -timeout 15s -timeout_error -nostdin >/dev/null 2>&1); then
+        echo "$1: $2 as expected"
+    else
+        echo "$1: did not get $2" >&2; return 1
+    fi
+}
+expect "sip:nobody@hq.example.com from the BR phones" 404 127.0.2.1:5060 127.0.2.20 nobody
+expect "sip:carol@hq.example.com from an unconfigured source (127.0.9.9)" 403 127.0.1.1:5060 127.0.9.9 carol

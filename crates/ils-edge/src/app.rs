@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, Status};
 use crate::config::Config;
+use crate::replication::Replication;
 use crate::sip::SipEdge;
 
 /// Installs the log subscriber: `filter` in `EnvFilter` syntax, `RUST_LOG` taking precedence.
@@ -58,6 +59,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let shutdown = CancellationToken::new();
     let admin_addr = config.admin;
+    // Replication first: it fills the table from the store, so learned URIs route at once.
+    let replication = match &config.ils {
+        Some(ils) => Some(Arc::new(
+            Replication::start(&config, ils, table.clone()).await?,
+        )),
+        None => None,
+    };
     let needs_tls = config
         .sip
         .listeners
@@ -79,7 +87,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sip =
         Arc::new(SipEdge::start(&config.sip, &config.cluster.name, router.clone(), tls).await?);
 
-    let status: Arc<dyn Status> = Arc::new(EdgeStatus { sip: sip.clone() });
+    let status: Arc<dyn Status> = Arc::new(EdgeStatus {
+        sip: sip.clone(),
+        replication: replication.clone(),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = admin_addr {
         let listener = TcpListener::bind(addr)
@@ -100,6 +111,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => match Config::read(&file) {
                 Ok(new) => {
+                    if let Some(r) = &replication {
+                        r.advertise(&new);
+                    }
                     sip.reload(&new.plan);
                     router.replace_plan(new.plan);
                     info!(file = %file.display(), "dial plan reloaded");
@@ -120,9 +134,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     drop(status);
     let grace = config.sip.shutdown_grace;
-    match Arc::try_unwrap(sip) {
-        Ok(sip) => sip.shutdown(grace).await,
-        Err(_) => warn!("SIP proxy still referenced at shutdown"),
+    sip.shutdown(grace).await;
+    if let Some(r) = &replication {
+        r.shutdown(grace).await;
     }
     Ok(())
 }
@@ -160,14 +174,20 @@ fn data_dir(config: &Config) -> std::path::PathBuf {
 /// What the admin API reports about the proxy and the replication network.
 struct EdgeStatus {
     sip: Arc<SipEdge>,
+    replication: Option<Arc<Replication>>,
 }
 
 impl Status for EdgeStatus {
     fn peers(&self) -> serde_json::Value {
-        serde_json::Value::Array(Vec::new())
+        self.replication
+            .as_ref()
+            .map_or_else(|| serde_json::Value::Array(Vec::new()), |r| r.peers_json())
     }
 
     fn metrics(&self, out: &mut String) {
         self.sip.metrics(out);
+        if let Some(r) = &self.replication {
+            r.metrics(out);
+        }
     }
 }

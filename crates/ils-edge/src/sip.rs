@@ -26,7 +26,7 @@ pub struct SipEdge {
     trunks: Arc<TrunkTable>,
     counters: Arc<Counters>,
     stop: CancellationToken,
-    monitor: tokio::task::JoinHandle<()>,
+    monitor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl SipEdge {
@@ -121,7 +121,7 @@ impl SipEdge {
             trunks,
             counters,
             stop,
-            monitor,
+            monitor: std::sync::Mutex::new(Some(monitor)),
         })
     }
 
@@ -143,10 +143,17 @@ impl SipEdge {
     }
 
     /// Stops accepting, lets requests in progress finish within `grace`, then stops.
-    pub async fn shutdown(self, grace: Duration) {
-        self.handle.shutdown(grace).await;
+    pub async fn shutdown(&self, grace: Duration) {
+        self.handle.clone().shutdown(grace).await;
         self.stop.cancel();
-        let _ = self.monitor.await;
+        let monitor = self
+            .monitor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(monitor) = monitor {
+            let _ = monitor.await;
+        }
     }
 }
 
