@@ -112,7 +112,10 @@ impl<R: Route> Core<R> {
             self.events
                 .push_back(Event::DestinationFailed { peer, reason });
         }
-        keep_best(&mut ctx.best, if transport { 503 } else { 408 }, None);
+        // A destination that never answered, not even 100, is unreachable like one whose
+        // connection failed: when every destination is, the trunk is out of service and the
+        // caller gets 503 (CUCM's answer), not the 408 of a reachable callee that timed out.
+        keep_best(&mut ctx.best, 503, None);
         if !ctx.cancelled && ctx.next < ctx.targets.len() {
             self.forward_next(now, id);
         } else {

@@ -45,11 +45,11 @@ fn a_503_fails_over_and_a_486_is_passed_back() {
 }
 
 #[test]
-fn all_destinations_failing_gives_408_or_500() {
+fn all_destinations_unreachable_gives_503_and_all_overloaded_gives_500() {
     let mut lab = Lab::new();
     lab.recv(UAC, invite("+14085550100"));
     lab.advance(Duration::from_secs(3));
-    assert_eq!(lab.statuses_to(UAC), [100, 408]);
+    assert_eq!(lab.statuses_to(UAC), [100, 503]);
     let mut lab = Lab::new();
     lab.recv(UAC, invite("+14085550100"));
     let first = lab.request_to(dest1());
