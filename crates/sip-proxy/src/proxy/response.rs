@@ -115,7 +115,9 @@ impl<R: Route> Core<R> {
         // A destination that never answered, not even 100, is unreachable like one whose
         // connection failed: when every destination is, the trunk is out of service and the
         // caller gets 503 (CUCM's answer), not the 408 of a reachable callee that timed out.
-        keep_best(&mut ctx.best, 503, None);
+        // A non-INVITE keeps 408, which RFC 4320 has us swallow rather than send.
+        let unreachable = if transport || ctx.method == Method::Invite { 503 } else { 408 };
+        keep_best(&mut ctx.best, unreachable, None);
         if !ctx.cancelled && ctx.next < ctx.targets.len() {
             self.forward_next(now, id);
         } else {
