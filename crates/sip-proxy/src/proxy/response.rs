@@ -116,7 +116,11 @@ impl<R: Route> Core<R> {
         // connection failed: when every destination is, the trunk is out of service and the
         // caller gets 503 (CUCM's answer), not the 408 of a reachable callee that timed out.
         // A non-INVITE keeps 408, which RFC 4320 has us swallow rather than send.
-        let unreachable = if transport || ctx.method == Method::Invite { 503 } else { 408 };
+        let unreachable = if transport || ctx.method == Method::Invite {
+            503
+        } else {
+            408
+        };
         keep_best(&mut ctx.best, unreachable, None);
         if !ctx.cancelled && ctx.next < ctx.targets.len() {
             self.forward_next(now, id);

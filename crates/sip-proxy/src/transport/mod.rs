@@ -74,7 +74,8 @@ pub(crate) struct Shared<R> {
     wake: Notify,
     /// UDP sockets with their local address (looked up once, not per send).
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
-    conns: Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>,
+    /// Open or opening connections, by remote address; each queue feeds one connection task.
+    conns: Mutex<HashMap<Peer, mpsc::Sender<Outgoing>>>,
     connector: Option<TlsConnector>,
     /// The name to verify in a destination's TLS certificate, when it has one.
     tls_names: Mutex<HashMap<SocketAddr, String>>,
@@ -86,6 +87,9 @@ pub(crate) struct Shared<R> {
     stop: CancellationToken,
     tasks: TaskTracker,
 }
+
+/// A message queued on a connection, with the client transaction to fail if it is never sent.
+pub(crate) type Outgoing = (Bytes, Option<crate::transaction::ClientId>);
 
 struct Engine<R> {
     core: Core<R>,

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Shared, lock};
+use super::{Outgoing, Shared, lock};
 use crate::message::{FrameError, Framer};
 use crate::proxy::Route;
 use crate::transaction::{Peer, Transmit, Transport};
@@ -64,77 +64,98 @@ pub(super) async fn accept<R: Route + Send + 'static>(
     }
 }
 
-/// Queues a transmit on the connection to its peer, connecting first when there is none.
+/// Queues a transmit on the connection to its peer, opening one when there is none. The queue
+/// is registered before connecting, so messages sent meanwhile wait for the same connection.
 pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transmit) {
-    let existing = lock(&shared.conns).get(&t.to).cloned();
-    if let Some(tx) = existing {
-        match tx.try_send(t.bytes.clone()) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(peer = %t.to.addr, "connection queue full, dropping message");
-                shared.transport_error(t.client);
-                return;
-            }
-            // The connection just closed: fall through and open a new one.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-    let shared = shared.clone();
-    shared.tasks.clone().spawn(async move {
-        let peer = t.to;
-        let (tx, rx) = mpsc::channel(shared.config.connection_queue);
-        let _ = tx.try_send(t.bytes);
-        let connect =
-            tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(peer.addr));
-        let stream = match connect.await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer.addr, error = %e, "connect failed");
-                shared.transport_error(t.client);
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(peer = %peer.addr, "connect timed out");
-                shared.transport_error(t.client);
-                return;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        match (peer.transport, shared.connector.clone()) {
-            (Transport::Tls, Some(connector)) => {
-                let named = lock(&shared.tls_names).get(&peer.addr).cloned();
-                let name = named
-                    .and_then(|n| ServerName::try_from(n).ok())
-                    .unwrap_or_else(|| ServerName::IpAddress(peer.addr.ip().into()));
-                match connector.connect(name, stream).await {
-                    Ok(tls) => {
-                        register(&shared, peer, tx);
-                        run(shared, tls, peer, rx).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %peer.addr, error = %e, "TLS connect failed");
-                        shared.transport_error(t.client);
-                    }
+    let rx = {
+        let mut conns = lock(&shared.conns);
+        if let Some(tx) = conns.get(&t.to) {
+            match tx.try_send((t.bytes.clone(), t.client)) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    drop(conns);
+                    tracing::warn!(peer = %t.to.addr, "connection queue full, dropping message");
+                    shared.transport_error(t.client);
+                    return;
                 }
-            }
-            (Transport::Tls, None) => {
-                tracing::warn!(peer = %peer.addr, "no TLS client configuration");
-                shared.transport_error(t.client);
-            }
-            _ => {
-                register(&shared, peer, tx);
-                run(shared, stream, peer, rx).await;
+                // That connection has ended: open a new one below.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-    });
+        let (tx, rx) = mpsc::channel(shared.config.connection_queue);
+        let _ = tx.try_send((t.bytes, t.client));
+        conns.insert(t.to, tx);
+        rx
+    };
+    let shared = shared.clone();
+    shared
+        .tasks
+        .clone()
+        .spawn(connect(shared.clone(), t.to, rx));
 }
 
-fn register<R>(shared: &Shared<R>, peer: Peer, tx: mpsc::Sender<Bytes>) {
+/// Opens an outbound connection and runs it; on failure every queued message's client
+/// transaction is failed, so the proxy fails over at once.
+async fn connect<R: Route + Send + 'static>(
+    shared: Arc<Shared<R>>,
+    peer: Peer,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    let connect =
+        tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(peer.addr));
+    let stream = match connect.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer.addr, error = %e, "connect failed");
+            return fail_queue(&shared, peer, &mut rx);
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer.addr, "connect timed out");
+            return fail_queue(&shared, peer, &mut rx);
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    match (peer.transport, shared.connector.clone()) {
+        (Transport::Tls, Some(connector)) => {
+            let named = lock(&shared.tls_names).get(&peer.addr).cloned();
+            let name = named
+                .and_then(|n| ServerName::try_from(n).ok())
+                .unwrap_or_else(|| ServerName::IpAddress(peer.addr.ip().into()));
+            match connector.connect(name, stream).await {
+                Ok(tls) => run(shared, tls, peer, rx).await,
+                Err(e) => {
+                    tracing::warn!(peer = %peer.addr, error = %e, "TLS connect failed");
+                    fail_queue(&shared, peer, &mut rx);
+                }
+            }
+        }
+        (Transport::Tls, None) => {
+            tracing::warn!(peer = %peer.addr, "no TLS client configuration");
+            fail_queue(&shared, peer, &mut rx);
+        }
+        _ => run(shared, stream, peer, rx).await,
+    }
+}
+
+/// Closes a queue whose connection failed and fails the client transactions waiting on it.
+fn fail_queue<R: Route + Send + 'static>(
+    shared: &Arc<Shared<R>>,
+    peer: Peer,
+    rx: &mut mpsc::Receiver<Outgoing>,
+) {
+    rx.close();
+    unregister(shared, peer);
+    while let Ok((_, client)) = rx.try_recv() {
+        shared.transport_error(client);
+    }
+}
+
+fn register<R>(shared: &Shared<R>, peer: Peer, tx: mpsc::Sender<Outgoing>) {
     lock(&shared.conns).insert(peer, tx);
 }
 
 /// Reads framed messages into the core and writes queued messages, until either side closes.
-async fn run<R, S>(shared: Arc<Shared<R>>, stream: S, peer: Peer, mut rx: mpsc::Receiver<Bytes>)
+async fn run<R, S>(shared: Arc<Shared<R>>, stream: S, peer: Peer, mut rx: mpsc::Receiver<Outgoing>)
 where
     R: Route + Send + 'static,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -144,6 +165,7 @@ where
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let idle = shared.config.idle_timeout;
+    let mut queue_closed = false;
     let mut deadline = tokio::time::Instant::now() + idle;
     loop {
         tokio::select! {
@@ -161,15 +183,17 @@ where
                     }
                 }
             },
-            out = rx.recv() => match out {
-                Some(bytes) => {
+            out = rx.recv(), if !queue_closed => match out {
+                Some((bytes, _)) => {
                     deadline = tokio::time::Instant::now() + idle;
                     if let Err(e) = wr.write_all(&bytes).await {
                         tracing::debug!(peer = %peer.addr, error = %e, "write failed");
                         break;
                     }
                 }
-                None => break,
+                // Our table entry was replaced (a newer connection to the same address):
+                // keep reading until the peer closes or the connection idles out.
+                None => queue_closed = true,
             },
         }
     }

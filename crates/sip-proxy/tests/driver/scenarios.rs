@@ -286,3 +286,30 @@ async fn shutdown_lets_a_call_in_progress_finish_and_refuses_new_ones() {
     assert_eq!(uac.statuses_until_final().await, [200]);
     tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn requests_sent_while_connecting_share_one_connection() {
+    let trunk = tcp_trunk(200).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let uacs = [
+        UdpUac::new().await,
+        UdpUac::new().await,
+        UdpUac::new().await,
+        UdpUac::new().await,
+    ];
+    for (i, uac) in uacs.iter().enumerate() {
+        let req = request(
+            "INVITE",
+            "+14085550100",
+            uac.addr(),
+            "UDP",
+            &format!("z9hG4bKburst{i}"),
+        );
+        uac.send(edge, req).await;
+    }
+    for uac in &uacs {
+        assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    }
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
