@@ -57,6 +57,9 @@ pub struct Message {
     content_length: Option<u32>,
     /// The topmost Via value, found while validating.
     top_via: Option<(u32, u32)>,
+    /// The From and To tags, found while validating.
+    from_tag: Option<(u32, u32)>,
+    to_tag: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -350,6 +353,23 @@ impl Message {
     /// The To header.
     pub fn to(&self) -> Result<NameAddr<'_>, ParseError> {
         self.name_addr(HeaderName::To)
+    }
+
+    /// The From tag, without parsing From again.
+    pub fn from_tag(&self) -> Option<&[u8]> {
+        // A validated message (it has its CSeq) recorded the tag, or its absence.
+        if self.cseq.is_some() {
+            return self.from_tag.map(|r| self.slice(r));
+        }
+        self.from().ok().and_then(|f| f.tag())
+    }
+
+    /// The To tag, without parsing To again; its presence marks a request inside a dialog.
+    pub fn to_tag(&self) -> Option<&[u8]> {
+        if self.cseq.is_some() {
+            return self.to_tag.map(|r| self.slice(r));
+        }
+        self.to().ok().and_then(|t| t.tag())
     }
 
     /// The Route values in order.

@@ -98,6 +98,8 @@ pub(super) fn split(buf: Bytes, lenient: bool) -> Result<Message, ParseError> {
         max_forwards: None,
         content_length: None,
         top_via: None,
+        from_tag: None,
+        to_tag: None,
         buf,
     })
 }
@@ -154,6 +156,8 @@ impl Message {
     pub(super) fn validate(&mut self) -> Result<(), ParseError> {
         let mut via = false;
         let mut top_via = None;
+        let mut from_tag = None;
+        let mut to_tag = None;
         let mut from = 0;
         let mut to = 0;
         let mut call_id = 0;
@@ -174,11 +178,11 @@ impl Message {
                 }
                 HeaderName::From => {
                     from += 1;
-                    NameAddr::parse(value, "From")?;
+                    from_tag = tag_range(&self.buf, NameAddr::parse(value, "From")?.tag());
                 }
                 HeaderName::To => {
                     to += 1;
-                    NameAddr::parse(value, "To")?;
+                    to_tag = tag_range(&self.buf, NameAddr::parse(value, "To")?.tag());
                 }
                 HeaderName::CallId => call_id += usize::from(!value.is_empty()),
                 HeaderName::CSeq => {
@@ -236,8 +240,18 @@ impl Message {
         self.max_forwards = max_forwards;
         self.content_length = content_length;
         self.top_via = top_via;
+        self.from_tag = from_tag;
+        self.to_tag = to_tag;
         Ok(())
     }
+}
+
+/// The buffer range of a tag borrowed from `buf`.
+fn tag_range(buf: &[u8], tag: Option<&[u8]>) -> Option<(u32, u32)> {
+    let tag = tag?;
+    // `tag` borrows from `buf`, so the subtraction gives its offset.
+    let start = (tag.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+    (start + tag.len() <= buf.len()).then(|| (as_u32(start), as_u32(start + tag.len())))
 }
 
 /// Offsets fit: [`split`] rejects buffers over [`MAX_LEN`].

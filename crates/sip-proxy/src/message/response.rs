@@ -60,7 +60,7 @@ impl<'a> ResponseBuilder<'a> {
                 }
                 HeaderName::To => {
                     let value = req.slice(h.value);
-                    let has_tag = req.to().is_ok_and(|to| to.tag().is_some());
+                    let has_tag = req.to_tag().is_some();
                     match self.to_tag {
                         Some(tag) if self.status > 100 && !has_tag => {
                             out.put_slice(&req.buf[h.start as usize..h.name_end as usize]);

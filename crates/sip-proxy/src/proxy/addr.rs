@@ -122,8 +122,8 @@ pub(super) fn record_route_value(local: LocalAddr) -> String {
 pub(super) fn loop_hash(msg: &Message) -> u64 {
     let mut h = hasher();
     h.write(msg.request_uri_bytes().unwrap_or_default());
-    h.write(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
-    h.write(msg.to().ok().and_then(|t| t.tag()).unwrap_or_default());
+    h.write(msg.from_tag().unwrap_or_default());
+    h.write(msg.to_tag().unwrap_or_default());
     h.write(msg.call_id().unwrap_or_default());
     h.write_u32(msg.cseq().map_or(0, |c| c.seq));
     for name in [HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
@@ -177,7 +177,7 @@ pub(super) fn is_loop(config: &Config, msg: &Message) -> bool {
 pub(super) fn to_tag(msg: &Message) -> String {
     let mut h = hasher();
     h.write(msg.call_id().unwrap_or_default());
-    h.write(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
+    h.write(msg.from_tag().unwrap_or_default());
     if let Ok(via) = msg.top_via() {
         h.write(via.branch().unwrap_or_default());
     }

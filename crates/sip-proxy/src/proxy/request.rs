@@ -44,7 +44,7 @@ impl<R: Route> Core<R> {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        let in_dialog = msg.to_tag().is_some();
         if self.contexts.len() >= self.config.max_pending || (self.draining && !in_dialog) {
             tracing::warn!(
                 pending = self.contexts.len(),
@@ -140,7 +140,7 @@ impl<R: Route> Core<R> {
                 match self.router.route(&req) {
                     RouteResult::Forward(target) => {
                         plan.headers = target.headers;
-                        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+                        let in_dialog = msg.to_tag().is_some();
                         plan.record_route = self.config.record_route
                             && !in_dialog
                             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer);
@@ -189,7 +189,7 @@ impl<R: Route> Core<R> {
         if let Some(next) = remaining.get(plan.pop_routes) {
             return Ok((plan, Hop::Direct(self.resolve(next.uri()))));
         }
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        let in_dialog = msg.to_tag().is_some();
         if in_dialog {
             let target = match &plan.request_uri {
                 Some(raw) => Uri::parse(raw).ok().and_then(|u| self.remote_target(&u)),

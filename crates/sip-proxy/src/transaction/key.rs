@@ -65,7 +65,7 @@ fn legacy_id(msg: &Message) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = foldhash::fast::FixedState::with_seed(0x5349_5032).build_hasher();
     h.write(msg.request_uri_bytes().unwrap_or_default());
-    h.write(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
+    h.write(msg.from_tag().unwrap_or_default());
     h.write(msg.call_id().unwrap_or_default());
     h.write_u32(msg.cseq().map_or(0, |c| c.seq));
     if let Some(Ok(via)) = msg.vias().next() {
