@@ -40,7 +40,7 @@ impl<R: Route> Core<R> {
                     self.tsx.cancel(now, client);
                 }
                 if status > 100 {
-                    let bytes = Editor::new(&msg).remove_top_via().finish();
+                    let bytes = upstream(&msg, &ctx.request);
                     self.tsx.respond(now, id, status, bytes);
                 }
             }
@@ -49,8 +49,8 @@ impl<R: Route> Core<R> {
                     self.events.push_back(Event::DestinationAnswered { peer });
                 }
                 self.by_client.remove(&client);
+                let bytes = upstream(&msg, &ctx.request);
                 self.contexts.remove(&id);
-                let bytes = Editor::new(&msg).remove_top_via().finish();
                 self.tsx.respond(now, id, status, bytes);
             }
             _ => {
@@ -139,7 +139,7 @@ impl<R: Route> Core<R> {
         }
         match ctx.best {
             Some((status, Some(resp))) if status != 503 => {
-                let bytes = Editor::new(&resp).remove_top_via().finish();
+                let bytes = upstream(&resp, &ctx.request);
                 self.tsx.respond(now, id, status, bytes);
             }
             // A 503 from downstream means that element is overloaded, not the one upstream.
@@ -210,4 +210,19 @@ fn keep_best(best: &mut Option<(u16, Option<Message>)>, status: u16, resp: Optio
     if replace {
         *best = Some((status, resp));
     }
+}
+
+/// The response to send upstream over the server transaction: without our Via (§16.7 step 3).
+/// A downstream element that answered with only our Via (some UAS scenarios build a 487 from
+/// the CANCEL, which carries one Via) gets the request's Vias back, so the response still
+/// reaches the caller instead of being dropped by the next hop as malformed.
+fn upstream(resp: &Message, request: &Message) -> bytes::Bytes {
+    let mut editor = Editor::new(resp);
+    editor.remove_top_via();
+    if resp.vias().nth(1).is_none() {
+        for via in request.header_values(crate::message::HeaderName::Via) {
+            editor.add_header("Via", via);
+        }
+    }
+    editor.finish()
 }

@@ -331,3 +331,31 @@ fn ipv6_peers_get_bracketed_via_and_record_route() {
     let prev = fwd.vias().nth(1).unwrap().unwrap();
     assert_eq!(prev.rport(), Some(Some(5060)));
 }
+
+#[test]
+fn a_response_carrying_only_our_via_gets_the_request_vias_back() {
+    let mut lab = Lab::new();
+    lab.recv(UAC, invite("+14085550100"));
+    let first = lab.request_to(dest1());
+    // Keep only the top Via (ours), as a UAS that builds its 487 from a CANCEL does.
+    let full = String::from_utf8(answer(&first, 486).to_vec()).unwrap();
+    let mut seen_via = false;
+    let trimmed: String = full
+        .split_inclusive("\r\n")
+        .filter(|line| {
+            if !line.starts_with("Via:") {
+                return true;
+            }
+            !std::mem::replace(&mut seen_via, true)
+        })
+        .collect();
+    lab.recv(dest1(), trimmed);
+    let sent = lab.to(UAC);
+    let last = sent.last().expect("a final response reaches the caller");
+    assert_eq!(last.status(), Some(486));
+    let branches: Vec<Vec<u8>> = last
+        .vias()
+        .map(|v| v.unwrap().branch().unwrap().to_vec())
+        .collect();
+    assert_eq!(branches, [b"z9hG4bKuac1".to_vec()]);
+}
