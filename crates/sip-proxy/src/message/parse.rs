@@ -61,16 +61,23 @@ pub(super) fn split(buf: Bytes, lenient: bool) -> Result<Message, ParseError> {
             last.end = as_u32(nl + 1);
         } else {
             let line = &b[pos..content_end];
-            let colon =
-                memchr::memchr(b':', line).ok_or(ParseError::BadHeaderLine { offset: pos })?;
-            let mut name_end = colon;
+            let colon = memchr::memchr(b':', line);
+            let mut name_end = colon.unwrap_or(0);
             while name_end > 0 && (line[name_end - 1] == b' ' || line[name_end - 1] == b'\t') {
                 name_end -= 1;
             }
             let name = &line[..name_end];
-            if name.is_empty() || !name.iter().all(|&c| lex::is_token(c)) {
+            let Some(colon) =
+                colon.filter(|_| !name.is_empty() && name.iter().all(|&c| lex::is_token(c)))
+            else {
+                if lenient {
+                    // Only to answer 400: a broken line is skipped, the rest may still name
+                    // where the answer goes.
+                    pos = nl + 1;
+                    continue;
+                }
                 return Err(ParseError::BadHeaderLine { offset: pos });
-            }
+            };
             if headers.len() >= MAX_HEADERS {
                 return Err(ParseError::TooManyHeaders);
             }
@@ -144,7 +151,10 @@ fn start_line(b: &[u8], start: usize, end: usize, lenient: bool) -> Result<Start
         };
     }
     let uri = &line[sp1 + 1..sp2];
-    Uri::parse(uri)?;
+    // Leniently (only to answer 400) a Request-URI that does not parse is kept as bytes.
+    if !lenient {
+        Uri::parse(uri)?;
+    }
     Ok(StartLine::Request {
         method: Method::from_token(method),
         uri: (as_u32(start + sp1 + 1), as_u32(start + sp2)),
@@ -170,9 +180,9 @@ impl Message {
                 HeaderName::Via => {
                     via = true;
                     for (a, b) in lex::CommaSplit::new(value) {
-                        Via::parse(&value[a..b])?;
+                        let parsed = Via::parse(&value[a..b])?;
                         if top_via.is_none() {
-                            top_via = Some((h.value.0 + as_u32(a), h.value.0 + as_u32(b)));
+                            top_via = parsed.parts(&self.buf);
                         }
                     }
                 }

@@ -204,6 +204,22 @@ fn malformed_requests_get_400_and_malformed_responses_are_dropped() {
         invite("+14085550100").replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
     );
     assert_eq!(lab.statuses_to(UAC), [505]);
+    // RFC 3261 §7.3: a header line without a colon; a Request-URI that is not a URI. Both
+    // still name where the answer goes.
+    lab.recv(
+        UAC,
+        invite("+14085550100").replace("Max-Forwards: 70\r\n", "ThisLineHasNoColon\r\n"),
+    );
+    assert_eq!(lab.statuses_to(UAC), [400]);
+    lab.recv(
+        UAC,
+        invite("+14085550100").replacen(
+            "sip:+14085550100@edge.example.net SIP/2.0",
+            "sip:a@b ;lr=x> <bad SIP/2.0",
+            1,
+        ),
+    );
+    assert_eq!(lab.statuses_to(UAC), [400]);
     lab.recv(UAC, "SIP/2.0 200 OK\r\nVia: garbage\r\n\r\n");
     lab.recv(UAC, "\u{0}\u{1}garbage");
     assert!(lab.sent.is_empty());
