@@ -55,8 +55,8 @@ pub struct Message {
     cseq: Option<CSeq>,
     max_forwards: Option<u32>,
     content_length: Option<u32>,
-    /// The topmost Via value, found while validating.
-    top_via: Option<(u32, u32)>,
+    /// The topmost Via, parsed while validating.
+    top_via: Option<views::ViaParts>,
     /// The From and To tags, found while validating.
     from_tag: Option<(u32, u32)>,
     to_tag: Option<(u32, u32)>,
@@ -336,13 +336,12 @@ impl Message {
 
     /// The topmost Via.
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
-        match self.top_via {
-            Some(range) => Via::parse(self.slice(range)),
-            None => self
-                .vias()
-                .next()
-                .unwrap_or(Err(ParseError::MissingHeader { name: "Via" })),
+        if let Some(via) = self.top_via.and_then(|p| Via::from_parts(&self.buf, p)) {
+            return Ok(via);
         }
+        self.vias()
+            .next()
+            .unwrap_or(Err(ParseError::MissingHeader { name: "Via" }))
     }
 
     /// The From header.

@@ -149,6 +149,51 @@ impl<'a> Via<'a> {
     }
 }
 
+/// Where a parsed Via's parts lie in the message buffer, so that the top Via can be handed out
+/// again without parsing it (the proxy asks for it several times per message).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViaParts {
+    transport: (u32, u32),
+    host: (u32, u32),
+    ipv6: bool,
+    port: Option<u16>,
+    params: (u32, u32),
+}
+
+impl<'a> Via<'a> {
+    /// The buffer ranges of this Via's parts; `None` unless it borrows from `buf`.
+    pub(crate) fn parts(&self, buf: &[u8]) -> Option<ViaParts> {
+        let range = |s: &[u8]| -> Option<(u32, u32)> {
+            if s.is_empty() {
+                return Some((0, 0));
+            }
+            // Sub-slices of `buf`: the address difference is the offset.
+            let start = (s.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+            let end = start.checked_add(s.len()).filter(|&e| e <= buf.len())?;
+            Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+        };
+        Some(ViaParts {
+            transport: range(self.transport)?,
+            host: range(self.host.as_bytes())?,
+            ipv6: self.ipv6,
+            port: self.port,
+            params: range(self.params.as_bytes())?,
+        })
+    }
+
+    /// Rebuilds a Via from [`Via::parts`] over the same buffer.
+    pub(crate) fn from_parts(buf: &'a [u8], parts: ViaParts) -> Option<Self> {
+        let get = |(a, b): (u32, u32)| buf.get(a as usize..b as usize);
+        Some(Self {
+            transport: get(parts.transport)?,
+            host: std::str::from_utf8(get(parts.host)?).ok()?,
+            ipv6: parts.ipv6,
+            port: parts.port,
+            params: Params::new(get(parts.params)?),
+        })
+    }
+}
+
 /// A name-addr or addr-spec with header parameters: From, To, Route, Record-Route, Contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NameAddr<'a> {
