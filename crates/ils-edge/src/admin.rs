@@ -8,6 +8,7 @@
 //! | `/learned?uri=&origin=&route_string=&limit=` | learned URIs (`ils-edge learned`) |
 //! | `/conflicts` | URIs learned from more than one cluster |
 //! | `/route-test?from=&uri=&dest_route_string=` | the decision against the live table |
+//! | `POST /reload` | reload configuration, directory and catalogs, as SIGHUP does |
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,6 +42,8 @@ pub struct AdminState {
     pub router: Arc<Router>,
     /// The rest of the edge.
     pub status: Arc<dyn Status>,
+    /// Notified by `POST /reload`: the edge reloads as on SIGHUP.
+    pub reload: Arc<tokio::sync::Notify>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -56,6 +59,7 @@ pub async fn serve(
         .route("/learned", get(learned))
         .route("/conflicts", get(conflicts))
         .route("/route-test", get(route_test_live))
+        .route("/reload", axum::routing::post(reload))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -112,6 +116,11 @@ pub fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64) 
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
+}
+
+async fn reload(State(s): State<AdminState>) -> Response {
+    s.reload.notify_one();
+    "reloading\n".into_response()
 }
 
 async fn peers(State(s): State<AdminState>) -> Response {
@@ -192,6 +201,15 @@ async fn route_test_live(State(s): State<AdminState>, Query(q): Query<RouteTestQ
 
 /// Fetches `path` from the admin API at `addr` and returns the body of a `200` answer.
 pub fn fetch(addr: SocketAddr, path: &str) -> Result<String, String> {
+    request(addr, "GET", path)
+}
+
+/// Posts to `path` (no body) and returns the body of a `200` answer.
+pub fn post(addr: SocketAddr, path: &str) -> Result<String, String> {
+    request(addr, "POST", path)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str) -> Result<String, String> {
     let timeout = Duration::from_secs(10);
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot reach the admin API at {addr}: {e}"))?;
@@ -199,7 +217,7 @@ pub fn fetch(addr: SocketAddr, path: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| format!("{addr}: {e}"))?;
     let mut buf = Vec::new();

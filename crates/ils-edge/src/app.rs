@@ -92,6 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         replication: replication.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let reload = Arc::new(tokio::sync::Notify::new());
     if let Some(addr) = admin_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -100,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = AdminState {
             router: router.clone(),
             status: status.clone(),
+            reload: reload.clone(),
         };
         tasks.spawn(admin::serve(listener, state, shutdown.clone()));
     }
@@ -109,19 +111,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match Config::read(&file) {
-                Ok(new) => {
-                    if let Some(r) = &replication {
-                        r.advertise(&new);
-                    }
-                    sip.reload(&new.plan);
-                    router.replace_plan(new.plan);
-                    info!(file = %file.display(), "dial plan reloaded");
-                }
-                Err(errs) => warn!(errors = %errs, "reload refused: the running configuration stays"),
-            },
+            _ = hup.recv() => {}
+            () = reload.notified() => {}
             _ = term.recv() => break,
             _ = int.recv() => break,
+        }
+        // SIGHUP or POST /reload: the dial plan, trunks, directory and catalogs, all or nothing.
+        match Config::read(&file) {
+            Ok(new) => {
+                if let Some(r) = &replication {
+                    r.advertise(&new);
+                }
+                sip.reload(&new.plan);
+                router.replace_plan(new.plan);
+                info!(file = %file.display(), "configuration reloaded");
+            }
+            Err(errs) => warn!(errors = %errs, "reload refused: the running configuration stays"),
         }
     }
     info!("stopping");

@@ -83,6 +83,24 @@ pub enum Command {
         /// The Request-URI, e.g. sip:alice@hq.example.com.
         uri: String,
     },
+    /// Checks a catalog CSV (uri[, route string]) and installs it in the edge's data directory;
+    /// a running edge reloads and advertises it at once.
+    ImportCatalog {
+        /// The edge's configuration.
+        #[arg(long, default_value = "config/ils-edge.toml")]
+        config: PathBuf,
+        /// The catalog's name (replaces a catalog of the same name).
+        #[arg(long)]
+        name: String,
+        /// The route string for rows that name none.
+        #[arg(long)]
+        route_string: Option<String>,
+        /// Do not ask the running edge to reload.
+        #[arg(long)]
+        no_reload: bool,
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// Writes a directory file of userNNNNN@DOMAIN entries for load runs.
     GenerateDirectory {
         /// How many URIs.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ils_edge::cli::{Cli, Command};
-use ils_edge::commands::{generate, ops, route_test};
+use ils_edge::commands::{generate, import, ops, route_test};
 use ils_edge::config::Config;
 use ils_edge::{EXIT_FAILURE, EXIT_USAGE, app};
 
@@ -106,6 +106,37 @@ fn main() -> ExitCode {
                 Ok(out) => print_out(out),
                 Err(e) => failure(format!("learned: {e}")),
             }
+        }
+        Command::ImportCatalog {
+            config,
+            name,
+            route_string,
+            no_reload,
+            file,
+        } => {
+            let cfg = match Config::read(&config) {
+                Ok(c) => c,
+                Err(errs) => return usage(errs),
+            };
+            let done = match import::import(&cfg, &name, route_string.as_deref(), &file) {
+                Ok(done) => done,
+                Err(e) => return usage(format!("import-catalog: {e}")),
+            };
+            println!(
+                "catalog {name}: {} URIs installed in {}",
+                done.rows,
+                done.path.display()
+            );
+            match cfg.admin.filter(|_| !no_reload) {
+                Some(addr) => match ils_edge::admin::post(addr, "/reload") {
+                    Ok(_) => println!("the edge at {addr} is reloading and advertising it"),
+                    Err(e) => println!(
+                        "not reloaded ({e}): the edge picks it up at its next start or SIGHUP"
+                    ),
+                },
+                None => println!("the edge picks it up at its next start or SIGHUP"),
+            }
+            ExitCode::SUCCESS
         }
         Command::GenerateDirectory {
             count,

@@ -53,8 +53,11 @@ impl Route for EdgeRoute {
         let started = std::time::Instant::now();
         let uri = req.uri;
         let (user, host) = match uri.scheme() {
-            // tel:+14085550100 carries the number where a SIP URI has its host.
-            Scheme::Tel => (Some(uri.host()), ""),
+            // tel:+14085550100: the number is all there is; no host to route on.
+            Scheme::Tel => match uri.user().map(std::str::from_utf8) {
+                Some(Ok(u)) => (Some(u), ""),
+                _ => return reject(400, "Bad Request"),
+            },
             _ => match uri.user().map(std::str::from_utf8) {
                 Some(Ok(u)) => (Some(u), uri.host()),
                 Some(Err(_)) => return reject(400, "Bad Request"),

@@ -2,5 +2,6 @@
 //! `generate-directory`.
 
 pub mod generate;
+pub mod import;
 pub mod ops;
 pub mod route_test;

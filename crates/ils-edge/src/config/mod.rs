@@ -24,6 +24,9 @@ use dialplan::{
 pub use csv_files::{CatalogEntry, LearnedRow, read_catalog, read_directory, read_learned};
 pub use duration::parse_duration;
 
+/// The folder of the data directory that holds catalogs installed by `ils-edge import-catalog`.
+pub const IMPORTED_CATALOGS: &str = "catalogs";
+
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -319,6 +322,12 @@ fn compile_sip(sip: &raw::Sip, base: &Path, errs: &mut Errors) -> Option<SipSett
                 let addr = a
                     .parse::<SocketAddr>()
                     .map_err(|e| format!("{a:?} is not ADDR:PORT ({e})"))?;
+                if addr.ip().is_unspecified() {
+                    return Err(format!(
+                        "{a:?}: name the address to listen on; it goes into Via and \
+                         Record-Route, where a wildcard address cannot be reached"
+                    ));
+                }
                 Ok(Listener { transport, addr })
             });
         if let Some(l) = errs.check(&key, parsed) {
@@ -433,6 +442,27 @@ fn compile_ils(
             read_catalog(&path, default_rs.as_ref(), policy),
         ) {
             catalogs.push((c.name.clone(), rows));
+        }
+    }
+    // Catalogs installed with `ils-edge import-catalog` live in the data directory.
+    let imported = base.join(&ils.data_dir).join(IMPORTED_CATALOGS);
+    if let Ok(dir) = std::fs::read_dir(&imported) {
+        let mut files: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(rows) = errs.check(
+                &format!("ils.data_dir ({})", path.display()),
+                read_catalog(&path, None, policy),
+            ) {
+                catalogs.push((name, rows));
+            }
         }
     }
     Some(IlsSettings {
