@@ -1,5 +1,5 @@
-//! Configuration: one TOML file per edge, read into raw serde structures ([`raw`]) and then
-//! checked and compiled into typed settings and a [`DialPlan`].
+//! Configuration: one TOML file per edge, read into raw serde structures (the private `raw`
+//! module) and then checked and compiled into typed settings and a [`DialPlan`].
 //!
 //! Every error names the file, the key and the reason (`hq.toml: trunk[1].inbound_css: no CSS
 //! named "from-edg"`), and all errors of a file are reported at once, so an operator fixes a
