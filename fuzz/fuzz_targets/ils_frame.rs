@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         let before = buf.len();
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
-                assert!(buf.len() < before, "a frame was returned without consuming bytes");
+                assert!(
+                    buf.len() < before,
+                    "a frame was returned without consuming bytes"
+                );
                 let mut out = BytesMut::new();
                 let n = codec::encode(&frame, &mut out);
                 assert_eq!(n, out.len());

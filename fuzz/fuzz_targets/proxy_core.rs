@@ -234,7 +234,8 @@ fn check_transmit(t: &Transmit) {
         Ok(_) => {}
         Err(e) => {
             let lenient = Message::parse_lenient(t.bytes.clone());
-            let malformed_reply = matches!(&lenient, Ok(m) if matches!(m.status(), Some(400 | 505)));
+            let malformed_reply =
+                matches!(&lenient, Ok(m) if matches!(m.status(), Some(400 | 505)));
             assert!(
                 malformed_reply,
                 "the proxy sent a message that does not parse ({e}) to {:?}:\n{:?}",
