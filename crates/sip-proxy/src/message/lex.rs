@@ -38,6 +38,22 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
+/// True when every quoted-string in `s` is closed.
+pub(crate) fn quotes_balanced(s: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            // RFC 3261 §25.1 quoted-pair: a backslash escapes the next byte inside quotes.
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        i += 1;
+    }
+    !quoted
+}
+
 /// The range of `s` left after stripping linear whitespace from both ends.
 pub(crate) fn trim_range(s: &[u8]) -> (usize, usize) {
     let mut start = 0;

@@ -179,6 +179,13 @@ impl Message {
             match h.name {
                 HeaderName::Via => {
                     via = true;
+                    // RFC 3261 §20.42: a Via line holds at least one value; a quote opens a
+                    // quoted-string that must close. Either flaw would make the parser and the
+                    // editor disagree on which Via is on top, or where its parameters end.
+                    let (a, z) = lex::trim_range(value);
+                    if a == z || !lex::quotes_balanced(value) {
+                        return Err(ParseError::InvalidHeader { name: "Via" });
+                    }
                     for (a, b) in lex::CommaSplit::new(value) {
                         let parsed = Via::parse(&value[a..b])?;
                         if top_via.is_none() {
