@@ -177,15 +177,9 @@ fn check_forward_edit(msg: &Message) {
     assert_eq!(again.method(), msg.method());
     assert_eq!(again.call_id(), msg.call_id());
     assert_eq!(again.body(), msg.body());
-    // Known finding (crates/sip-proxy/tests/fuzz_regressions.rs): a top Via with a stray `"`
-    // parses, and the `received` written after it is swallowed by the open quote on re-parse.
-    // Second known finding: an empty first Via line; the editor edits that line, not the
-    // value the parser calls the top Via.
-    let stray_quote = msg
-        .header_values(HeaderName::Via)
-        .next()
-        .is_some_and(|v| v.contains(&b'"') || v.iter().all(u8::is_ascii_whitespace));
-    if let Some(second) = again.vias().nth(1).filter(|_| !stray_quote) {
+    // The previous top Via keeps its `received` (two fuzz findings, now refused by the parser:
+    // an unclosed quoted-string and an empty Via line; see tests/fuzz_regressions.rs).
+    if let Some(second) = again.vias().nth(1) {
         let second = second.expect("the previous top Via, with received, parses");
         assert_eq!(second.received(), Some([192, 0, 2, 7].into()));
     }
