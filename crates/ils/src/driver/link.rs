@@ -44,6 +44,7 @@ impl Shared {
         let decoder = FrameDecoder::new(self.config.max_frame);
         let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut outbuf = BytesMut::new();
+        let mut auth_refused = false;
         loop {
             let finished = {
                 let mut node = self.lock();
@@ -78,6 +79,7 @@ impl Shared {
                             // A TLS 1.3 peer refuses our certificate after its handshake.
                             self.transport_failed(r, &e, dialed.is_none());
                         }
+                        auth_refused = crate::auth::AuthError::from_tls_io(&e).is_some();
                         break;
                     }
                     Ok(n) => {
@@ -93,7 +95,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        self.with_node(|n| n.link_closed(now(), id));
+        self.with_node(|n| {
+            if let (true, Some(addr)) = (auth_refused, &dialed) {
+                n.dial_auth_refused(addr);
+            }
+            n.link_closed(now(), id)
+        });
         debug!(link = %id, "link closed");
     }
 

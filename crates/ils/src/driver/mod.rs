@@ -107,6 +107,11 @@ struct Shared {
     /// The store the node's durable batches go to.
     store: Option<Arc<Mutex<Store>>>,
     persist_wake: Notify,
+    /// Cancelled once every link has stopped: the store writer writes what is left and ends.
+    stop_persist: CancellationToken,
+    /// The store writer, awaited at shutdown (not in `tasks`: the grace period waits for the
+    /// links, and the writer outlives them).
+    persister: Mutex<Option<tokio::task::JoinHandle<()>>>,
     commits: AtomicU64,
     records_persisted: AtomicU64,
     /// Repeated authentication failures per source address.
@@ -164,6 +169,8 @@ impl Service {
             bytes_out: AtomicU64::new(0),
             store: store.map(|s| Arc::new(Mutex::new(s))),
             persist_wake: Notify::new(),
+            stop_persist: CancellationToken::new(),
+            persister: Mutex::new(None),
             commits: AtomicU64::new(0),
             records_persisted: AtomicU64::new(0),
             throttle: Mutex::new(FailureThrottle::new(throttle)),
@@ -173,9 +180,8 @@ impl Service {
         shared.tasks.spawn(async move { s.run_timer().await });
         if let Some(store) = shared.store.clone() {
             let s = shared.clone();
-            shared
-                .tasks
-                .spawn(async move { s.run_persister(store).await });
+            let writer = tokio::spawn(async move { s.run_persister(store).await });
+            *shared.persister.lock().unwrap_or_else(|e| e.into_inner()) = Some(writer);
         }
         // The node asks for its first dials on its first step.
         shared.with_node(|n| n.handle_timeout(now()));
@@ -264,7 +270,9 @@ impl Service {
     }
 
     /// Stops accepting and dialing, says goodbye on every link, waits up to `grace` for the
-    /// links to flush, then stops every task.
+    /// links to flush, then stops every task. Returns once everything the node holds (records,
+    /// positions, the peer vector with its pinned certificates) is written to the store: a
+    /// graceful stop loses nothing.
     pub async fn shutdown(&self, grace: Duration) {
         let s = &self.shared;
         s.stop_new.cancel();
@@ -275,7 +283,14 @@ impl Service {
         }
         s.stop_all.cancel();
         s.tasks.wait().await;
-        s.final_flush().await;
+        // No link is left, so the node's state is final: the writer drains it and ends.
+        s.stop_persist.cancel();
+        let writer = s.persister.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer
+            && let Err(e) = writer.await
+        {
+            tracing::error!(error = %e, "the store writer stopped");
+        }
         info!("ILS replication stopped");
     }
 }
@@ -462,13 +477,19 @@ impl Shared {
                 drop(slot);
             }
             Err(e) => {
-                if crate::auth::AuthError::from_tls_io(&e).is_some() {
+                let auth = crate::auth::AuthError::from_tls_io(&e).is_some();
+                if auth {
                     let remote = addr.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
                     self.transport_failed(remote, &e, false);
                 } else {
                     warn!(addr = %addr, error = %e, "dial failed");
                 }
-                self.with_node(|n| n.dial_failed(now(), &addr));
+                self.with_node(|n| {
+                    if auth {
+                        n.dial_auth_refused(&addr);
+                    }
+                    n.dial_failed(now(), &addr)
+                });
             }
         }
     }

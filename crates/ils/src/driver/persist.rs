@@ -16,19 +16,32 @@ use crate::store::Store;
 
 /// Pause before retrying a failed write (a full disk, a locked file).
 const RETRY: Duration = Duration::from_secs(1);
+/// Retries of a failed write once the service is stopping, before the batch is given up.
+const RETRIES_AT_SHUTDOWN: u32 = 3;
 
 impl Shared {
     /// Writes the node's durable batches one at a time; what arrives meanwhile forms the next
     /// batch (group commit). A batch's acknowledgements go out once it is committed.
+    ///
+    /// Runs until [`Shared::stop_persist`] is cancelled (at shutdown, once every link has
+    /// stopped), then writes whatever is still open and ends: a graceful stop loses nothing.
+    /// A failed write is retried every second; once stopping, a few more times before the
+    /// batch is given up (logged).
     pub(super) async fn run_persister(self: Arc<Self>, store: Arc<Mutex<Store>>) {
         loop {
             let batch = self.lock().take_durable();
             let Some(mut batch) = batch else {
-                tokio::select! {
-                    _ = self.stop_all.cancelled() => return,
-                    _ = self.persist_wake.notified() => continue,
+                if self.stop_persist.is_cancelled() {
+                    return;
                 }
+                tokio::select! {
+                    // Once more round the loop: take what the last steps left, then end.
+                    _ = self.stop_persist.cancelled() => {}
+                    _ = self.persist_wake.notified() => {}
+                }
+                continue;
             };
+            let mut retries_while_stopping = 0;
             loop {
                 let st = store.clone();
                 let written = tokio::task::spawn_blocking(move || {
@@ -53,10 +66,19 @@ impl Shared {
                         return;
                     }
                 }
-                tokio::select! {
-                    _ = self.stop_all.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY) => {}
+                if self.stop_persist.is_cancelled() {
+                    retries_while_stopping += 1;
+                    if retries_while_stopping > RETRIES_AT_SHUTDOWN {
+                        error!(
+                            ticket = batch.ticket,
+                            records = batch.records(),
+                            peers = batch.peers.len(),
+                            "stopping: replication state not written (peers resend unacknowledged records)"
+                        );
+                        return;
+                    }
                 }
+                tokio::time::sleep(RETRY).await;
             }
             self.commits.fetch_add(1, Ordering::Relaxed);
             self.records_persisted
@@ -67,29 +89,6 @@ impl Shared {
                 "replication state written"
             );
             self.with_node(|n| n.persisted(now(), batch.ticket));
-        }
-    }
-
-    /// At shutdown, after every task stopped: writes what is still open (own records not yet
-    /// on disk, the peer vector's last states).
-    pub(super) async fn final_flush(self: &Arc<Self>) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        let Some(batch) = self.lock().take_durable() else {
-            return;
-        };
-        let result = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_durable(&batch)
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => error!(error = %e, "writing replication state at shutdown failed"),
-            Err(e) => error!(error = %e, "the store writer stopped"),
         }
     }
 

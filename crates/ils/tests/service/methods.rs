@@ -124,7 +124,13 @@ async fn tls_with_pinned_certificates_and_with_a_common_ca_after_the_bootstrap()
     let hq = launch(h, addr).await;
     s.registrar = Some(hq.tls.to_string());
     let br = launch(s, any_port()).await;
-    eventually("BR up with TLS + password", || hq.linked("BR")).await;
+    // Both ends: the acceptor is up when it sends its proof, the dialer only once it has
+    // verified it; a dialer stopped before that never authenticated the hub, so it rightly
+    // keeps no row for it and would refuse it in mode `tls` (`unknown_peer`).
+    eventually("BR up with TLS + password", || {
+        hq.linked("BR") && br.linked("HQ")
+    })
+    .await;
     br.stop().await;
     hq.stop().await;
     // TLS alone now works: the restarted hub knows BR's name from its stored peer vector.
@@ -265,6 +271,41 @@ async fn a_wrong_password_is_refused_as_such_on_both_sides() {
     })
     .await;
     assert!(br.table.is_empty() && !hq.linked("BR"));
+    br.stop().await;
+    hq.stop().await;
+}
+
+/// A spoke refused for its password retries soon: once the hub is fixed (here: restarted with
+/// the spoke's password on the same address) the spoke joins within seconds, not after the
+/// longest backoff, and without restarting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_refused_for_its_password_joins_soon_after_the_hub_is_fixed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let hq_dir = dir.path().join("hq");
+    let mut h = setup("HQ", Role::Hub, &hq_dir, AuthMode::TlsPassword);
+    h.password = Some("the old password".to_owned());
+    let hq = launch(h, any_port()).await;
+    let mut s = setup(
+        "BR",
+        Role::Spoke,
+        &dir.path().join("br"),
+        AuthMode::TlsPassword,
+    );
+    s.registrar = Some(hq.tls.to_string());
+    let br = launch(s, any_port()).await;
+    eventually("wrong password counted", || {
+        hq.refused("wrong_password") > 0
+    })
+    .await;
+    let addr = hq.tls;
+    hq.stop().await;
+    let hq = launch(setup("HQ", Role::Hub, &hq_dir, AuthMode::TlsPassword), addr).await;
+    hq.service.advertise(records("HQ", &["alice"]));
+    // The old schedule waited 30 s after any authentication refusal.
+    eventually("BR joins the fixed hub", || {
+        br.table.contains(&uri("alice", "HQ"))
+    })
+    .await;
     br.stop().await;
     hq.stop().await;
 }

@@ -1,8 +1,11 @@
 //! Restarts: learned entries are routed at once from the store, and a reconnect exchanges
 //! only what changed.
 
+use std::time::{Duration, Instant};
+
 use dialplan::Role;
 use ils::auth::AuthMode;
+use ils::store::Store;
 
 use crate::support::*;
 
@@ -138,4 +141,39 @@ async fn a_restarted_hub_keeps_what_it_learned_and_resumes_with_deltas_only() {
     assert_eq!(br.table.len(), 1);
     br.stop().await;
     hq.stop().await;
+}
+
+/// A graceful stop right after a password join loses nothing: both peer vectors are on disk,
+/// with the certificate the password vouched for pinned, and the stop does not wait out its
+/// grace period once the links are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_right_after_a_join_keeps_the_peer_rows_and_pins_and_is_prompt() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (hq_dir, br_dir) = (dir.path().join("hq"), dir.path().join("br"));
+    let hq = launch(
+        setup("HQ", Role::Hub, &hq_dir, AuthMode::TlsPassword),
+        any_port(),
+    )
+    .await;
+    let mut s = setup("BR", Role::Spoke, &br_dir, AuthMode::TlsPassword);
+    s.registrar = Some(hq.tls.to_string());
+    let br = launch(s, any_port()).await;
+    eventually("joined", || hq.linked("BR") && br.linked("HQ")).await;
+    let grace = Duration::from_secs(30);
+    let start = Instant::now();
+    br.service.shutdown(grace).await;
+    hq.service.shutdown(grace).await;
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    drop((hq, br));
+    for (dir, peer) in [(&hq_dir, "BR"), (&br_dir, "HQ")] {
+        let store = Store::open(&dir.join(ils::STORE_FILE)).expect("store");
+        let rows = store.load_peers().expect("peers");
+        let row = rows
+            .iter()
+            .find(|r| r.cluster_id.as_str() == peer)
+            .unwrap_or_else(|| panic!("{peer} missing from {}: {rows:?}", dir.display()));
+        assert_eq!(row.name, name(peer));
+        assert!(row.pinned_cert.is_some(), "{peer}'s certificate not pinned");
+    }
 }

@@ -374,6 +374,15 @@ impl Node {
         self.after(now);
     }
 
+    /// The attempt to `addr` failed authentication in the TLS layer (the peer refused our
+    /// certificate, or we refused its own): when it ends ([`dial_failed`](Self::dial_failed)
+    /// or [`link_closed`](Self::link_closed)), the retry follows the schedule of
+    /// authentication refusals (1 s, 6 s, then the longest delay) rather than the connection
+    /// backoff, so a peer never trips its hub's failure throttle by retrying.
+    pub fn dial_auth_refused(&mut self, addr: &str) {
+        self.dialer.auth_refused(addr);
+    }
+
     /// Replaces the set of records this cluster advertises: the node diffs it against the
     /// current set and pushes the changes (new versions for new and changed URIs, tombstones
     /// for URIs no longer listed).
