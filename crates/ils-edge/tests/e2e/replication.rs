@@ -101,10 +101,43 @@ fn with_hq_stopped_br_keeps_learned_uris_across_its_restart_and_answers_503_then
         "alice after BR's restart with HQ down: {out}"
     );
 
-    // HQ comes back: calls complete again.
+    // While HQ is down its directory gains one URI. HQ comes back: calls complete again, and
+    // the resynchronisation carries that one record, not the whole directory.
+    lab.edit("hq-directory.csv", |s| {
+        s + "erin@hq.example.com,Directory URI,1005,true\n"
+    });
     lab.start(Edge::Hq);
     let back = lab.call_until_ok(&basic(alice), LEARN);
     eprintln!("calls complete again {back:?} after HQ restarted");
     let out = lab.call(&basic(alice).calls(10, 10));
     assert!(out.all_ok(10), "after HQ restarted: {out}");
+    let start = std::time::Instant::now();
+    while metric("127.0.2.1:9090", "ils_edge_ils_records_received_total") < 1.0 {
+        assert!(start.elapsed() < LEARN, "BR never received the new record");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        metric("127.0.2.1:9090", "ils_edge_ils_records_received_total"),
+        1.0,
+        "BR resynchronises with the one change, not the directory"
+    );
+    assert_eq!(
+        metric("127.0.1.1:9090", "ils_edge_ils_records_sent_total"),
+        1.0,
+        "HQ sends only the one change after its restart"
+    );
+}
+
+/// One unlabelled metric from an edge's admin API.
+fn metric(admin: &str, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).expect("admin API");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n").expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("answer");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {admin}/metrics"))
 }
