@@ -23,7 +23,7 @@ fi
 
 echo "== building ils-edge (release)"
 cargo build --release --locked --bin ils-edge
-bin=$root/target/release/ils-edge
+bin=${CARGO_TARGET_DIR:-$root/target}/release/ils-edge
 scen=$root/tests/sipp/scenarios/rfc3261
 
 work=$(mktemp -d /tmp/ils-edge-lab.XXXXXX)
