@@ -122,7 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 if let Some(r) = &replication {
                     r.advertise(&new);
                 }
-                sip.reload(&new.plan);
+                sip.reload(&router.plan(), &new.plan);
                 router.replace_plan(new.plan);
                 info!(file = %file.display(), "configuration reloaded");
             }

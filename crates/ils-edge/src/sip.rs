@@ -39,7 +39,7 @@ impl SipEdge {
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> anyhow::Result<Self> {
         let trunks = Arc::new(TrunkTable::new());
-        load_trunks(&trunks, &router.plan());
+        load_trunks(&trunks, None, &router.plan());
         let counters = Arc::new(Counters::default());
         let local: Vec<LocalAddr> = sip
             .listeners
@@ -125,9 +125,10 @@ impl SipEdge {
         })
     }
 
-    /// Applies a reloaded dial plan's trunks; calls in progress keep their destinations.
-    pub fn reload(&self, plan: &DialPlan) {
-        load_trunks(&self.trunks, plan);
+    /// Applies a reloaded dial plan's trunks (`old` is the plan in force until now); calls in
+    /// progress keep their destinations.
+    pub fn reload(&self, old: &DialPlan, new: &DialPlan) {
+        load_trunks(&self.trunks, Some(old), new);
     }
 
     /// Appends Prometheus text.
@@ -157,16 +158,11 @@ impl SipEdge {
     }
 }
 
-/// Puts the plan's trunks into the table, removing those no longer configured.
-fn load_trunks(table: &TrunkTable, plan: &DialPlan) {
-    let names: Vec<String> = plan
-        .trunks()
-        .iter()
-        .map(|t| t.name.as_str().to_owned())
-        .collect();
-    for (name, _, _) in table.snapshot() {
-        if !names.contains(&name) {
-            table.remove(&name);
+/// Puts the plan's trunks into the table, removing those of `old` it no longer has.
+fn load_trunks(table: &TrunkTable, old: Option<&DialPlan>, plan: &DialPlan) {
+    for gone in old.into_iter().flat_map(|o| o.trunks()) {
+        if plan.trunk(gone.name.as_str()).is_none() {
+            table.remove(gone.name.as_str());
         }
     }
     for t in plan.trunks() {
