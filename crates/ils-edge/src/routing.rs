@@ -98,7 +98,8 @@ impl Route for EdgeRoute {
                 };
                 self.forward(trunk.name.as_str(), headers)
             }
-            Decision::Blocked { status, .. } => reject(*status, reason(*status)),
+            // The proxy fills in the standard reason phrase for the configured status.
+            Decision::Blocked { status, .. } => reject(*status, ""),
             Decision::NotFound => reject(404, "Not Found"),
             Decision::Forbidden => reject(403, "Forbidden"),
             // `Decision` may grow; anything we do not know how to serve is refused.
@@ -196,30 +197,6 @@ fn reject(status: u16, reason: &'static str) -> RouteResult {
     RouteResult::Reject {
         status,
         reason: Cow::Borrowed(reason),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        480 => "Temporarily Unavailable",
-        484 => "Address Incomplete",
-        486 => "Busy Here",
-        488 => "Not Acceptable Here",
-        500 => "Server Internal Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        600 => "Busy Everywhere",
-        603 => "Decline",
-        604 => "Does Not Exist Anywhere",
-        _ => "Call Rejected",
     }
 }
 

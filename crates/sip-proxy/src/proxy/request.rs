@@ -429,13 +429,24 @@ fn edit_request(
 
 fn default_reason(status: u16) -> &'static str {
     match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
         480 => "Temporarily Unavailable",
         484 => "Address Incomplete",
         486 => "Busy Here",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        600 => "Busy Everywhere",
         603 => "Decline",
+        604 => "Does Not Exist Anywhere",
         _ => "Rejected",
     }
 }
