@@ -166,7 +166,8 @@ pub struct Core<R> {
     config: Config,
     router: R,
     tsx: Transactions,
-    contexts: Map<ServerId, Context>,
+    /// Boxed, like the transactions, so a resize moves pointers.
+    contexts: Map<ServerId, Box<Context>>,
     by_client: Map<ClientId, ServerId>,
     pings: Map<ClientId, Peer>,
     events: VecDeque<Event>,

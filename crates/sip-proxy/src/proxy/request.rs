@@ -82,7 +82,7 @@ impl<R: Route> Core<R> {
             cancelled: false,
             best: None,
         };
-        self.contexts.insert(id, ctx);
+        self.contexts.insert(id, Box::new(ctx));
         self.forward_next(now, id);
     }
 

@@ -83,7 +83,7 @@ impl Transactions {
             // A branch reused by the user: the older transaction can no longer be matched.
             self.clients.remove(&old);
         }
-        self.clients.insert(id, client);
+        self.clients.insert(id, Box::new(client));
         self.transmit_for(id, to, req.bytes);
         ClientId(id)
     }

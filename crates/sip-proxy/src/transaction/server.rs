@@ -138,7 +138,7 @@ impl Transactions {
             server.last_response = Some(trying.clone());
             self.transmit(server.reply_to, trying);
         }
-        self.servers.insert(id, server);
+        self.servers.insert(id, Box::new(server));
         self.server_keys.insert(key, id);
         if method == Method::Cancel {
             let invite = ServerKey::of_request(&msg, Some(Method::Invite))

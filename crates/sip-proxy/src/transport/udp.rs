@@ -35,35 +35,52 @@ pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     Ok(sockets)
 }
 
+/// Datagrams taken from a socket per wake-up and handed to the core under one lock.
+const BATCH: usize = 32;
+
 pub(super) async fn receive<R: Route + Send + 'static>(
     shared: Arc<Shared<R>>,
     socket: Arc<UdpSocket>,
 ) {
     let mut buf = vec![0u8; 65_536];
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let received = tokio::select! {
+        let ready = tokio::select! {
             // Datagrams keep flowing while draining: responses and in-dialog requests finish
             // the calls in progress.
             () = shared.stop.cancelled() => return,
-            r = socket.recv_from(&mut buf) => r,
+            r = socket.readable() => r,
         };
-        match received {
-            Ok((n, from)) => {
-                let bytes = Bytes::copy_from_slice(&buf[..n]);
-                if bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
-                    continue; // keepalive
-                }
-                tracing::trace!(peer = %from, len = n, "datagram");
-                shared.input(
-                    Peer {
+        if let Err(e) = ready {
+            tracing::warn!(error = %e, "udp socket failed");
+            return;
+        }
+        // Everything queued, up to a batch: under load one wake-up and one lock serve many
+        // datagrams; when idle this is one datagram, as before.
+        while batch.len() < BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                        continue; // keepalive
+                    }
+                    tracing::trace!(peer = %from, len = n, "datagram");
+                    let peer = Peer {
                         transport: Transport::Udp,
                         addr: from,
-                    },
-                    bytes,
-                );
+                    };
+                    batch.push((peer, Bytes::copy_from_slice(data)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors surface here on some systems; they concern an earlier send.
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive error");
+                    break;
+                }
             }
-            // ICMP errors surface here on some systems; they concern an earlier send.
-            Err(e) => tracing::debug!(error = %e, "udp receive error"),
+        }
+        if !batch.is_empty() {
+            shared.input_batch(&mut batch);
         }
     }
 }
