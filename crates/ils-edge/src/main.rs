@@ -9,6 +9,11 @@ use ils_edge::commands::{generate, import, ops, route_test};
 use ils_edge::config::Config;
 use ils_edge::{EXIT_FAILURE, EXIT_USAGE, app};
 
+/// mimalloc: per-thread free lists and no heap trimming, so the proxy's many short-lived
+/// per-message allocations neither contend nor fault pages back in (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
