@@ -167,6 +167,8 @@ impl Transactions {
                 client.state = State::Accepted;
                 client.retransmit = None;
                 client.timeout = None;
+                // Never retransmitted again: free it for the 32 s the transaction lingers.
+                client.request = Bytes::new();
                 let at = now + timer_64t1(config);
                 client.linger = Some(at);
                 self.timers.schedule(at, owner, Slot::Linger);
@@ -199,6 +201,8 @@ impl Transactions {
                         });
                     }
                 }
+                // Never retransmitted again (the ACK above is built): free it while lingering.
+                client.request = Bytes::new();
                 let linger = match (reliable, client.invite) {
                     (true, _) => Duration::ZERO,
                     (false, true) => TIMER_D,
