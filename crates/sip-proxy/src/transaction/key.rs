@@ -60,6 +60,28 @@ impl ServerKey {
     }
 }
 
+/// `method` with no reference into a message buffer.
+fn detached_method(method: &Method) -> Method {
+    match method {
+        Method::Extension(name) => Method::Extension(Bytes::copy_from_slice(name)),
+        m => m.clone(),
+    }
+}
+
+impl ServerKey {
+    /// A copy that owns its bytes. A key made by [`ServerKey::of_request`] borrows slices of the
+    /// request's buffer, which would keep the whole datagram alive for as long as the
+    /// transaction lingers (32 s for Timers J and L); the stored key is this compact copy.
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            branch: Bytes::copy_from_slice(&self.branch),
+            host: Bytes::copy_from_slice(&self.host),
+            port: self.port,
+            method: detached_method(&self.method),
+        }
+    }
+}
+
 /// A stable identifier for requests from RFC 2543 elements, which have no unique branch.
 fn legacy_id(msg: &Message) -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -117,6 +117,7 @@ impl Transactions {
         }
         let id = self.alloc_id();
         let invite = method == Method::Invite;
+        let key = key.detached();
         let mut server = Server {
             key: key.clone(),
             invite,

@@ -49,9 +49,12 @@ pub struct DriverConfig {
     pub max_message_size: usize,
     /// How long an outbound TCP or TLS connect may take before the branch fails over.
     pub connect_timeout: Duration,
-    /// Messages queued per connection before further ones are dropped.
+    /// Messages queued per connection before further ones are dropped (and their client
+    /// transactions failed over). A connection writes everything queued before it reads more,
+    /// so only a peer that stops reading fills it.
     pub connection_queue: usize,
-    /// A connection with no traffic either way for this long is closed.
+    /// A connection with no traffic either way for this long (at most twice this long) is
+    /// closed.
     pub idle_timeout: Duration,
     /// Accepted TCP and TLS connections beyond this are closed at once.
     pub max_connections: usize,

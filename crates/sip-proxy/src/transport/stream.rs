@@ -150,6 +150,9 @@ fn fail_queue<R: Route + Send + 'static>(
     }
 }
 
+/// Bytes gathered from a connection's queue into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 fn register<R>(shared: &Shared<R>, peer: Peer, tx: mpsc::Sender<Outgoing>) {
     lock(&shared.conns).insert(peer, tx);
 }
@@ -164,29 +167,36 @@ where
     let framer = Framer::new(shared.config.max_message_size);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut out = Vec::with_capacity(8 * 1024);
     let idle = shared.config.idle_timeout;
     let mut queue_closed = false;
-    let mut deadline = tokio::time::Instant::now() + idle;
+    // One timer for the connection's life: when it fires, the connection closes only if
+    // nothing moved since it was armed; otherwise it is re-armed. (Re-arming on every message
+    // would put each message through the timer wheel.)
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    let mut active = false;
     loop {
         tokio::select! {
+            // Writes first: responses and forwarded requests already produced go out before
+            // more input is read, so a busy connection pushes back on its peer instead of
+            // queueing without bound.
+            biased;
             () = shared.stop.cancelled() => break,
-            () = tokio::time::sleep_until(deadline) => {
-                tracing::debug!(peer = %peer.addr, "closing idle connection");
-                break;
-            }
-            read = rd.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    deadline = tokio::time::Instant::now() + idle;
-                    if !deliver(&shared, &framer, &mut buf, peer) {
-                        break;
-                    }
-                }
-            },
-            out = rx.recv(), if !queue_closed => match out {
+            next = rx.recv(), if !queue_closed => match next {
                 Some((bytes, _)) => {
-                    deadline = tokio::time::Instant::now() + idle;
-                    if let Err(e) = wr.write_all(&bytes).await {
+                    active = true;
+                    // Everything queued goes out in one write (up to 64 KB), not one system
+                    // call per message.
+                    out.clear();
+                    out.extend_from_slice(&bytes);
+                    while out.len() < WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok((bytes, _)) => out.extend_from_slice(&bytes),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = wr.write_all(&out).await {
                         tracing::debug!(peer = %peer.addr, error = %e, "write failed");
                         break;
                     }
@@ -195,6 +205,23 @@ where
                 // keep reading until the peer closes or the connection idles out.
                 None => queue_closed = true,
             },
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    active = true;
+                    if !deliver(&shared, &framer, &mut buf, peer) {
+                        break;
+                    }
+                }
+            },
+            () = &mut timer => {
+                if !active {
+                    tracing::debug!(peer = %peer.addr, "closing idle connection");
+                    break;
+                }
+                active = false;
+                timer.as_mut().reset(tokio::time::Instant::now() + idle);
+            }
         }
     }
     rx.close();

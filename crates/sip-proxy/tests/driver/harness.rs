@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use sip_proxy::message::{Framer, Message, ResponseBuilder};
 use sip_proxy::proxy::{self, Config, Core, LocalAddr};
 use sip_proxy::transaction::{Peer, Transport};
+use sip_proxy::transport::DriverConfig;
 use sip_proxy::{Proxy, ProxyHandle, Route, RouteRequest, RouteResult, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -44,6 +45,15 @@ pub(crate) async fn start_proxy(
     destinations: Vec<Peer>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Running {
+    start_proxy_with(destinations, tls, DriverConfig::default()).await
+}
+
+/// [`start_proxy`] with driver settings.
+pub(crate) async fn start_proxy_with(
+    destinations: Vec<Peer>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    driver: DriverConfig,
+) -> Running {
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut local = vec![
@@ -74,7 +84,7 @@ pub(crate) async fn start_proxy(
     config.transaction.response_timeout = Duration::from_millis(300);
     let core = Core::new(config, StaticRoute(destinations));
     let (tx, events) = mpsc::channel(64);
-    let mut proxy = Proxy::new(core, Default::default(), None, Some(tx));
+    let mut proxy = Proxy::new(core, driver, None, Some(tx));
     proxy.register_udp(udp).unwrap();
     proxy.register_tcp(tcp).unwrap();
     if let Some((l, a)) = tls_listener {

@@ -313,3 +313,81 @@ async fn requests_sent_while_connecting_share_one_connection() {
     }
     proxy.handle.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_burst_on_one_tcp_connection_is_answered_in_full() {
+    // Every INVITE of the burst gets a final response on the same connection: the connection
+    // writes what is queued before reading more, so nothing is dropped. (Which final depends on
+    // how fast the trunk keeps up with the test's 300 ms response timeout: its 486, or 503.)
+    const CALLS: usize = 1_000;
+    let trunk = udp_trunk(486).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Tcp).unwrap();
+    let stream = tcp_connect(edge).await;
+    let me = stream.local_addr().unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let burst: String = (0..CALLS)
+        .map(|i| request("INVITE", "+14085550100", me, "TCP", &format!("z9hG4bKb{i}")))
+        .collect();
+    let writer = tokio::spawn(async move {
+        wr.write_all(burst.as_bytes()).await.unwrap();
+        wr
+    });
+    let framer = sip_proxy::message::Framer::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut finals = std::collections::HashSet::new();
+    loop {
+        while let Some(msg) = framer.decode(&mut buf).unwrap() {
+            let status = msg.status().unwrap();
+            if status >= 200 {
+                assert!(matches!(status, 486 | 503), "unexpected {status}");
+                assert!(finals.insert(msg.call_id().unwrap().to_vec()), "two finals");
+            }
+        }
+        if finals.len() == CALLS {
+            break;
+        }
+        let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_buf(&mut rd, &mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} final responses", finals.len()))
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed after {} final responses",
+            finals.len()
+        );
+    }
+    let _wr = writer.await.unwrap();
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_idle_tcp_connection_is_closed() {
+    let proxy = start_proxy_with(
+        vec![udp_trunk(200).await],
+        None,
+        sip_proxy::transport::DriverConfig {
+            idle_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await;
+    let edge = proxy.handle.local_addr(Transport::Tcp).unwrap();
+    let mut stream = tcp_connect(edge).await;
+    let me = stream.local_addr().unwrap();
+    let req = request("OPTIONS", "+14085550100", me, "TCP", "z9hG4bKidle");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    assert_eq!(stream_statuses_until_final(&mut stream).await, [200]);
+    // Then nothing either way: the proxy closes the connection (idle timeout, at most twice
+    // the setting); WAIT only turns a hang into a failure.
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+    )
+    .await
+    .expect("the proxy closes an idle connection")
+    .unwrap();
+    assert_eq!(n, 0);
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
