@@ -53,6 +53,9 @@ impl SipEdge {
             transaction: TsxConfig {
                 t1: sip.t1,
                 response_timeout: sip.invite_timeout,
+                // Room for about 5,000 calls/s of lingering transactions before any table
+                // grows (address space; resident only as it fills).
+                initial_capacity: 1 << 19,
                 ..TsxConfig::default()
             },
             local,
@@ -100,6 +103,16 @@ impl SipEdge {
             }
         }
         let handle = proxy.start().context("SIP: cannot start the proxy")?;
+        // One line with every bound address, for scripts and operators (UDP appears once even
+        // with several SO_REUSEPORT sockets).
+        let mut bound: Vec<String> = Vec::new();
+        for (transport, addr) in handle.local_addrs() {
+            let entry = format!("{}://{addr}", transport.to_string().to_lowercase());
+            if !bound.contains(&entry) {
+                bound.push(entry);
+            }
+        }
+        tracing::info!(addrs = %bound.join(" "), "sip listening");
         let stop = CancellationToken::new();
         let dns = match Dns::system() {
             Ok(d) => Some(d),
