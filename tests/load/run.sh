@@ -11,7 +11,8 @@
 # and on a 2-core machine two proxies plus two SIPps would measure contention, not the proxy.
 #
 # Per step it prints target and achieved calls/s, ok, failed, unfinished, retransmissions, p50
-# and p99 INVITE->200 (ms, SIPp -trace_rtt: 1 ms resolution), the proxy's CPU microseconds per
+# and p99 INVITE->200 (ms, SIPp -trace_rtt: 1 ms resolution; it includes the UAS's 20 ms ring
+# between 180 and 200, scenarios/uas-load.xml), the proxy's CPU microseconds per
 # call (user+system of its process tree from /proc over the step plus SETTLE seconds, divided
 # by completed calls) and whether the step is clean (ANCHORS.md: no failed or unfinished call,
 # achieved >= 95 % of target, p99 <= 100 ms, every lower step clean). Then, per transport, the

@@ -53,9 +53,6 @@ impl SipEdge {
             transaction: TsxConfig {
                 t1: sip.t1,
                 response_timeout: sip.invite_timeout,
-                // Room for about 5,000 calls/s of lingering transactions before any table
-                // grows (address space; resident only as it fills).
-                initial_capacity: 1 << 19,
                 ..TsxConfig::default()
             },
             local,

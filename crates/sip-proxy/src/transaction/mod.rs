@@ -69,12 +69,6 @@ pub struct Config {
     pub timer_c: Duration,
     /// Send `100 Trying` as soon as an INVITE arrives (RFC 3261 §16.2). Default true.
     pub send_trying: bool,
-    /// Live transactions the tables are sized for at start. Completed transactions linger for
-    /// up to 64·T1 (32 s) to absorb retransmissions, so a proxy at N calls/s holds about
-    /// 3 × 32 × N of them; sizing the tables up front spares the calls in progress the pause of
-    /// a large table growing. Untouched capacity costs address space, not resident memory.
-    /// Default 0: grow on demand.
-    pub initial_capacity: usize,
 }
 
 impl Default for Config {
@@ -86,7 +80,6 @@ impl Default for Config {
             response_timeout: Duration::from_secs(1),
             timer_c: Duration::from_secs(180),
             send_trying: true,
-            initial_capacity: 0,
         }
     }
 }
@@ -251,19 +244,14 @@ pub enum Event {
 impl Transactions {
     /// An empty transaction layer.
     pub fn new(config: Config) -> Self {
-        let n = config.initial_capacity;
-        fn map<K, V>(n: usize) -> Map<K, V> {
-            Map::with_capacity_and_hasher(n, Default::default())
-        }
         Self {
             config,
             next_id: 0,
-            clients: map(n),
-            client_keys: map(n),
-            servers: map(n),
-            server_keys: map(n),
-            // A few deadlines per transaction, some of them stale.
-            timers: Timers::with_capacity(n.saturating_mul(3)),
+            clients: Map::default(),
+            client_keys: Map::default(),
+            servers: Map::default(),
+            server_keys: Map::default(),
+            timers: Timers::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }

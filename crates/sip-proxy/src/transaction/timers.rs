@@ -40,12 +40,6 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        Self {
-            heap: BinaryHeap::with_capacity(n),
-        }
-    }
-
     pub(crate) fn schedule(&mut self, at: Instant, owner: Owner, slot: Slot) {
         self.heap.push(Reverse(Entry { at, owner, slot }));
     }
