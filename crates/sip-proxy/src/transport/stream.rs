@@ -167,7 +167,9 @@ where
     let framer = Framer::new(shared.config.max_message_size);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let mut out = Vec::with_capacity(8 * 1024);
+    // Grows to the largest burst written, and is let go after an unusually large one so an
+    // idle connection holds little memory.
+    let mut out = Vec::new();
     let idle = shared.config.idle_timeout;
     let mut queue_closed = false;
     // One timer for the connection's life: when it fires, the connection closes only if
@@ -199,6 +201,9 @@ where
                     if let Err(e) = wr.write_all(&out).await {
                         tracing::debug!(peer = %peer.addr, error = %e, "write failed");
                         break;
+                    }
+                    if out.capacity() > 16 * 1024 {
+                        out = Vec::new();
                     }
                 }
                 // Our table entry was replaced (a newer connection to the same address):

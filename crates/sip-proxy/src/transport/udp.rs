@@ -55,9 +55,10 @@ pub(super) async fn receive<R: Route + Send + 'static>(
             tracing::warn!(error = %e, "udp socket failed");
             return;
         }
-        // Everything queued, up to a batch: under load one wake-up and one lock serve many
-        // datagrams; when idle this is one datagram, as before.
-        while batch.len() < BATCH {
+        // Everything queued, up to a batch (keepalives count, so a flood of them cannot keep
+        // this loop from yielding): under load one wake-up and one lock serve many datagrams;
+        // when idle this is one datagram.
+        for _ in 0..BATCH {
             match socket.try_recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let data = &buf[..n];
