@@ -27,14 +27,11 @@ async fn lab_tls_password_with_self_signed_identities_needs_no_set_up() {
         any_port(),
     )
     .await;
-    let mut s = setup(
-        "BR",
-        Role::Spoke,
-        &dir.path().join("br"),
-        AuthMode::TlsPassword,
-    );
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(
+        spoke_of(&hq, &dir.path().join("br"), AuthMode::TlsPassword),
+        any_port(),
+    )
+    .await;
     hq.service.advertise(records("HQ", &["alice"]));
     br.service.advertise(records("BR", &["bob"]));
     eventually("BR learns alice", || br.table.contains(&uri("alice", "HQ"))).await;
@@ -81,10 +78,9 @@ async fn tls_with_pinned_certificates_and_with_a_common_ca_after_the_bootstrap()
     h.identity = Some(hq_id.clone());
     h.trusted_certificates = vec![br_id.0.clone()];
     let hq = launch(h, any_port()).await;
-    let mut s = setup("BR", Role::Spoke, &d.join("br"), AuthMode::Tls);
+    let mut s = spoke_of(&hq, &d.join("br"), AuthMode::Tls);
     s.identity = Some(br_id);
     s.trusted_certificates = vec![hq_id.0.clone()];
-    s.registrar = Some(hq.tls.to_string());
     let br = launch(s, any_port()).await;
     hq.service.advertise(records("HQ", &["alice"]));
     eventually("BR learns alice (pinned)", || {
@@ -158,18 +154,14 @@ async fn self_signed_peers_pinned_by_the_password_connect_with_tls_alone_after_r
         any_port(),
     )
     .await;
-    let mut s = setup("BR", Role::Spoke, &br_dir, AuthMode::TlsPassword);
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(spoke_of(&hq, &br_dir, AuthMode::TlsPassword), any_port()).await;
     eventually("joined", || hq.linked("BR") && br.linked("HQ")).await;
     // Give both ends a moment to have their peer vector (with the pin) written.
     br.stop().await;
     let addr = hq.tls;
     hq.stop().await;
     let hq = launch(setup("HQ", Role::Hub, &hq_dir, AuthMode::Tls), addr).await;
-    let mut s = setup("BR", Role::Spoke, &br_dir, AuthMode::Tls);
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(spoke_of(&hq, &br_dir, AuthMode::Tls), any_port()).await;
     hq.service.advertise(records("HQ", &["alice"]));
     eventually("BR learns alice with TLS alone", || {
         br.table.contains(&uri("alice", "HQ"))
@@ -222,10 +214,9 @@ async fn certificate_refusals_are_counted_by_their_specific_code() {
         h.identity = Some(hq_id.clone());
         h.trusted_certificates = vec![trusted.0];
         let hq = launch(h, any_port()).await;
-        let mut s = setup("BR", Role::Spoke, &d.join("br"), AuthMode::Tls);
+        let mut s = spoke_of(&hq, &d.join("br"), AuthMode::Tls);
         s.identity = Some(br_cert);
         s.trusted_certificates = vec![hq_id.0];
-        s.registrar = Some(hq.tls.to_string());
         let br = launch(s, any_port()).await;
         eventually(code, || hq.refused(code) > 0).await;
         assert!(!hq.linked("BR"));
@@ -249,14 +240,8 @@ async fn a_wrong_password_is_refused_as_such_on_both_sides() {
         any_port(),
     )
     .await;
-    let mut s = setup(
-        "BR",
-        Role::Spoke,
-        &dir.path().join("br"),
-        AuthMode::TlsPassword,
-    );
+    let mut s = spoke_of(&hq, &dir.path().join("br"), AuthMode::TlsPassword);
     s.password = Some("a guess".to_owned());
-    s.registrar = Some(hq.tls.to_string());
     let br = launch(s, any_port()).await;
     eventually("wrong password counted", || {
         hq.refused("wrong_password") > 0
@@ -285,14 +270,11 @@ async fn a_spoke_refused_for_its_password_joins_soon_after_the_hub_is_fixed() {
     let mut h = setup("HQ", Role::Hub, &hq_dir, AuthMode::TlsPassword);
     h.password = Some("the old password".to_owned());
     let hq = launch(h, any_port()).await;
-    let mut s = setup(
-        "BR",
-        Role::Spoke,
-        &dir.path().join("br"),
-        AuthMode::TlsPassword,
-    );
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(
+        spoke_of(&hq, &dir.path().join("br"), AuthMode::TlsPassword),
+        any_port(),
+    )
+    .await;
     eventually("wrong password counted", || {
         hq.refused("wrong_password") > 0
     })
@@ -323,23 +305,14 @@ async fn a_duplicate_cluster_id_is_refused() {
         any_port(),
     )
     .await;
-    let mut s = setup(
-        "BR",
-        Role::Spoke,
-        &dir.path().join("br"),
-        AuthMode::TlsPassword,
-    );
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(
+        spoke_of(&hq, &dir.path().join("br"), AuthMode::TlsPassword),
+        any_port(),
+    )
+    .await;
     eventually("BR up", || hq.linked("BR")).await;
-    let mut s = setup(
-        "BR",
-        Role::Spoke,
-        &dir.path().join("br2"),
-        AuthMode::TlsPassword,
-    );
+    let mut s = spoke_of(&hq, &dir.path().join("br2"), AuthMode::TlsPassword);
     s.cluster_name = "br-other.example.com".to_owned();
-    s.registrar = Some(hq.tls.to_string());
     let other = launch(s, any_port()).await;
     eventually("duplicate refused on both sides", || {
         hq.service

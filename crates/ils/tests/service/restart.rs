@@ -155,9 +155,7 @@ async fn a_stop_right_after_a_join_keeps_the_peer_rows_and_pins_and_is_prompt() 
         any_port(),
     )
     .await;
-    let mut s = setup("BR", Role::Spoke, &br_dir, AuthMode::TlsPassword);
-    s.registrar = Some(hq.tls.to_string());
-    let br = launch(s, any_port()).await;
+    let br = launch(spoke_of(&hq, &br_dir, AuthMode::TlsPassword), any_port()).await;
     eventually("joined", || hq.linked("BR") && br.linked("HQ")).await;
     let grace = Duration::from_secs(30);
     let start = Instant::now();

@@ -67,6 +67,13 @@ pub(crate) fn setup(id: &str, role: Role, dir: &Path, auth: AuthMode) -> Setup {
     s
 }
 
+/// A setup for spoke BR keeping its state in `dir`, registering with `hub`.
+pub(crate) fn spoke_of(hub: &Edge, dir: &Path, auth: AuthMode) -> Setup {
+    let mut s = setup("BR", Role::Spoke, dir, auth);
+    s.registrar = Some(hub.tls.to_string());
+    s
+}
+
 /// Launches `setup`, listening on `tls` (port 0 for any) and, with a password, on another
 /// port for password-only links.
 pub(crate) async fn launch(mut setup: Setup, tls: SocketAddr) -> Edge {

@@ -100,6 +100,32 @@ struct Engine<R> {
     armed: Option<Instant>,
 }
 
+/// A received message, parsed outside the core's lock. One that fails to parse is kept as bytes
+/// and re-parsed inside, to answer it.
+// Nearly every one is a `Message`, and a batch is short-lived: boxing it would cost an
+// allocation per message to save space in the rare malformed case.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Received {
+    Message(Message),
+    Malformed(Bytes),
+}
+
+impl Received {
+    pub(crate) fn parse(bytes: Bytes) -> Self {
+        match Message::parse(bytes.clone()) {
+            Ok(msg) => Self::Message(msg),
+            Err(_) => Self::Malformed(bytes),
+        }
+    }
+
+    fn hand<R: Route>(self, core: &mut Core<R>, now: Instant, from: Peer) {
+        match self {
+            Self::Message(msg) => core.handle_message(now, from, msg),
+            Self::Malformed(bytes) => core.handle_datagram(now, from, bytes),
+        }
+    }
+}
+
 /// What one call into the core produced.
 #[derive(Default)]
 struct Output {
@@ -274,29 +300,16 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
 impl<R: Route + Send + 'static> Shared<R> {
     /// Hands one received message (or datagram) to the core and sends what it produced.
     pub(crate) fn input(self: &Arc<Self>, from: Peer, bytes: Bytes) {
-        // Parse outside the lock; only a message that fails is re-parsed inside, to answer it.
-        match Message::parse(bytes.clone()) {
-            Ok(msg) => self.call(|core, now| core.handle_message(now, from, msg)),
-            Err(_) => self.call(|core, now| core.handle_datagram(now, from, bytes)),
-        }
+        let received = Received::parse(bytes);
+        self.call(|core, now| received.hand(core, now, from));
     }
 
     /// Hands received messages to the core in order under one lock, then sends what they
     /// produced. Empties `batch`.
-    pub(crate) fn input_batch(self: &Arc<Self>, batch: &mut Vec<(Peer, Bytes)>) {
-        let parsed: Vec<_> = batch
-            .drain(..)
-            .map(|(from, bytes)| match Message::parse(bytes.clone()) {
-                Ok(msg) => (from, Ok(msg)),
-                Err(_) => (from, Err(bytes)),
-            })
-            .collect();
+    pub(crate) fn input_batch(self: &Arc<Self>, batch: &mut Vec<(Peer, Received)>) {
         self.call(|core, now| {
-            for (from, input) in parsed {
-                match input {
-                    Ok(msg) => core.handle_message(now, from, msg),
-                    Err(bytes) => core.handle_datagram(now, from, bytes),
-                }
+            for (from, received) in batch.drain(..) {
+                received.hand(core, now, from);
             }
         });
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Shared, lock};
+use super::{Received, Shared, lock};
 use crate::proxy::Route;
 use crate::transaction::{Peer, Transmit, Transport};
 
@@ -70,7 +70,7 @@ pub(super) async fn receive<R: Route + Send + 'static>(
                         transport: Transport::Udp,
                         addr: from,
                     };
-                    batch.push((peer, Bytes::copy_from_slice(data)));
+                    batch.push((peer, Received::parse(Bytes::copy_from_slice(data))));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors surface here on some systems; they concern an earlier send.
