@@ -22,7 +22,7 @@ mod tests;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -160,6 +160,11 @@ pub enum FailReason {
     Unavailable,
 }
 
+/// How often a destination that keeps answering is reported again.
+const ANSWERED_EVERY: Duration = Duration::from_secs(1);
+/// Destinations remembered as answering before stale ones are forgotten.
+const ANSWERED_MAX: usize = 4096;
+
 /// The proxy state machine.
 #[derive(Debug)]
 pub struct Core<R> {
@@ -170,9 +175,47 @@ pub struct Core<R> {
     contexts: Map<ServerId, Box<Context>>,
     by_client: Map<ClientId, ServerId>,
     pings: Map<ClientId, Peer>,
-    events: VecDeque<Event>,
+    events: Events,
     to_tag_seed: u64,
     draining: bool,
+}
+
+/// Events waiting for the driver.
+#[derive(Debug, Default)]
+struct Events {
+    queue: VecDeque<Event>,
+    /// When each destination was last reported answering.
+    answered: Map<Peer, Instant>,
+}
+
+impl Events {
+    /// Queues an event for the driver. A destination that keeps answering is reported again
+    /// at most once per [`ANSWERED_EVERY`] until something else is reported about it: health
+    /// changes only on a different event, and one event per call would cost the driver a
+    /// cross-thread wake-up per call.
+    fn report(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::DestinationAnswered { peer } => {
+                if let Some(&at) = self.answered.get(&peer)
+                    && now.saturating_duration_since(at) < ANSWERED_EVERY
+                {
+                    return;
+                }
+                if self.answered.len() >= ANSWERED_MAX {
+                    // In-dialog requests reach phones, not only trunk destinations.
+                    self.answered
+                        .retain(|_, at| now.saturating_duration_since(*at) < ANSWERED_EVERY);
+                }
+                self.answered.insert(peer, now);
+            }
+            Event::DestinationFailed { peer, .. }
+            | Event::PingAnswered { peer, .. }
+            | Event::PingFailed { peer } => {
+                self.answered.remove(&peer);
+            }
+        }
+        self.queue.push_back(event);
+    }
 }
 
 /// One proxied request: the response context of RFC 3261 §16.
@@ -214,7 +257,7 @@ impl<R: Route> Core<R> {
             contexts: Map::default(),
             by_client: Map::default(),
             pings: Map::default(),
-            events: VecDeque::new(),
+            events: Events::default(),
             to_tag_seed: 0x1e5e_d6e0,
             draining: false,
         }
@@ -283,7 +326,7 @@ impl<R: Route> Core<R> {
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.queue.pop_front()
     }
 
     /// The next deadline.

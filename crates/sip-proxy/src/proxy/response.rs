@@ -16,7 +16,8 @@ impl<R: Route> Core<R> {
         if let Some(&peer) = self.pings.get(&client) {
             if status >= 200 {
                 self.pings.remove(&client);
-                self.events.push_back(Event::PingAnswered { peer, status });
+                self.events
+                    .report(now, Event::PingAnswered { peer, status });
             }
             return;
         }
@@ -46,7 +47,7 @@ impl<R: Route> Core<R> {
             }
             200..=299 => {
                 if let Some(peer) = peer {
-                    self.events.push_back(Event::DestinationAnswered { peer });
+                    self.events.report(now, Event::DestinationAnswered { peer });
                 }
                 self.by_client.remove(&client);
                 let bytes = upstream(&msg, &ctx.request);
@@ -55,14 +56,15 @@ impl<R: Route> Core<R> {
             }
             _ => {
                 if let Some(peer) = peer {
-                    self.events.push_back(if status == 503 {
+                    let event = if status == 503 {
                         Event::DestinationFailed {
                             peer,
                             reason: FailReason::Unavailable,
                         }
                     } else {
                         Event::DestinationAnswered { peer }
-                    });
+                    };
+                    self.events.report(now, event);
                 }
                 self.by_client.remove(&client);
                 ctx.branch = None;
@@ -86,7 +88,7 @@ impl<R: Route> Core<R> {
         transport: bool,
     ) {
         if let Some(peer) = self.pings.remove(&client) {
-            self.events.push_back(Event::PingFailed { peer });
+            self.events.report(now, Event::PingFailed { peer });
             return;
         }
         let Some(id) = self.by_client.remove(&client) else {
@@ -110,7 +112,7 @@ impl<R: Route> Core<R> {
         };
         if let Some(peer) = peer {
             self.events
-                .push_back(Event::DestinationFailed { peer, reason });
+                .report(now, Event::DestinationFailed { peer, reason });
         }
         // A destination that never answered, not even 100, is unreachable like one whose
         // connection failed: when every destination is, the trunk is out of service and the

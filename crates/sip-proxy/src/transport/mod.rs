@@ -2,21 +2,22 @@
 //! sockets the caller bound, outbound connections reused per destination, the timer task, and
 //! graceful shutdown.
 //!
-//! The core sits behind one mutex. Socket tasks parse outside it, lock only to hand a message
-//! in, collect the transmits it produced, and send them after unlocking. A timer task sleeps
-//! until the core's next deadline and is woken when a message brings that deadline forward.
+//! The core sits behind one mutex. Socket tasks (and the UDP receiving threads) parse outside
+//! it, lock only to hand a message in, collect the transmits it produced, and send them after
+//! unlocking. A timer task sleeps until the core's next deadline and is woken when a message
+//! brings that deadline forward.
 
 mod stream;
 mod udp;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
@@ -75,8 +76,8 @@ impl Default for DriverConfig {
 pub(crate) struct Shared<R> {
     engine: Mutex<Engine<R>>,
     wake: Notify,
-    /// UDP sockets with their local address (looked up once, not per send).
-    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    /// UDP sockets with their local address (looked up once, not per send); set on start.
+    udp: OnceLock<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     /// Open or opening connections, by remote address; each queue feeds one connection task.
     conns: Mutex<HashMap<Peer, mpsc::Sender<Outgoing>>>,
     connector: Option<TlsConnector>,
@@ -102,8 +103,8 @@ struct Engine<R> {
 
 /// A received message, parsed outside the core's lock. One that fails to parse is kept as bytes
 /// and re-parsed inside, to answer it.
-// Nearly every one is a `Message`, and a batch is short-lived: boxing it would cost an
-// allocation per message to save space in the rare malformed case.
+// Nearly every one is a `Message`, and it lives only until the core takes it: boxing it would
+// cost an allocation per message to save space in the rare malformed case.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Received {
     Message(Message),
@@ -147,7 +148,7 @@ impl<R: Route + Send + 'static> Proxy<R> {
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine { core, armed: None }),
             wake: Notify::new(),
-            udp: Mutex::new(Vec::new()),
+            udp: OnceLock::new(),
             conns: Mutex::new(HashMap::new()),
             connector,
             tls_names: Mutex::new(HashMap::new()),
@@ -165,9 +166,11 @@ impl<R: Route + Send + 'static> Proxy<R> {
         }
     }
 
-    /// Adds a bound UDP socket; returns its local address.
+    /// Adds a bound UDP socket (see [`bind_udp`]); returns its local address. The proxy
+    /// receives on it from a thread of its own, in blocking mode.
     pub fn register_udp(&mut self, socket: UdpSocket) -> io::Result<SocketAddr> {
         let addr = socket.local_addr()?;
+        udp::prepare(&socket)?;
         self.udp.push(Arc::new(socket));
         Ok(addr)
     }
@@ -190,19 +193,33 @@ impl<R: Route + Send + 'static> Proxy<R> {
         Ok(addr)
     }
 
-    /// Spawns the socket and timer tasks on the current tokio runtime.
+    /// Spawns the socket and timer tasks on the current tokio runtime, and a receiving thread
+    /// per UDP socket.
     pub fn start(self) -> io::Result<ProxyHandle<R>> {
         let shared = self.shared;
         let mut addrs = Vec::new();
+        let mut udp = Vec::with_capacity(self.udp.len());
         for socket in &self.udp {
-            let addr = socket.local_addr()?;
-            lock(&shared.udp).push((addr, socket.clone()));
+            udp.push((socket.local_addr()?, socket.clone()));
         }
-        for socket in self.udp {
+        let _ = shared.udp.set(udp);
+        let runtime = tokio::runtime::Handle::current();
+        for (i, socket) in self.udp.into_iter().enumerate() {
             let addr = socket.local_addr()?;
             tracing::info!(proto = %"udp", addr = %addr, "listening");
             addrs.push((Transport::Udp, addr));
-            shared.tasks.spawn(udp::receive(shared.clone(), socket));
+            let (weak, token, runtime) = (
+                Arc::downgrade(&shared),
+                shared.tasks.token(),
+                runtime.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("sip-udp-{i}"))
+                .spawn(move || {
+                    // Connection tasks and blocking sends are spawned from this thread.
+                    let _context = runtime.enter();
+                    udp::receive(weak, socket, token);
+                })?;
         }
         for listener in self.tcp {
             let addr = listener.local_addr()?;
@@ -300,18 +317,12 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
 impl<R: Route + Send + 'static> Shared<R> {
     /// Hands one received message (or datagram) to the core and sends what it produced.
     pub(crate) fn input(self: &Arc<Self>, from: Peer, bytes: Bytes) {
-        let received = Received::parse(bytes);
-        self.call(|core, now| received.hand(core, now, from));
+        self.input_parsed(from, Received::parse(bytes));
     }
 
-    /// Hands received messages to the core in order under one lock, then sends what they
-    /// produced. Empties `batch`.
-    pub(crate) fn input_batch(self: &Arc<Self>, batch: &mut Vec<(Peer, Received)>) {
-        self.call(|core, now| {
-            for (from, received) in batch.drain(..) {
-                received.hand(core, now, from);
-            }
-        });
+    /// Hands one message parsed by the caller to the core and sends what it produced.
+    pub(crate) fn input_parsed(self: &Arc<Self>, from: Peer, received: Received) {
+        self.call(|core, now| received.hand(core, now, from));
     }
 
     fn call(self: &Arc<Self>, f: impl FnOnce(&mut Core<R>, Instant)) {

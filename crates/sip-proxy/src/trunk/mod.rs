@@ -153,9 +153,19 @@ impl TrunkTable {
         out
     }
 
-    /// Updates health from a proxy event.
+    /// Updates health from a proxy event. Only trunk destinations have a health: an event
+    /// about anyone else (a phone reached inside a dialog) is ignored.
     pub fn observe(&self, event: &Event) {
         let mut inner = self.lock();
+        let peer = match *event {
+            Event::PingAnswered { peer, .. }
+            | Event::PingFailed { peer }
+            | Event::DestinationAnswered { peer }
+            | Event::DestinationFailed { peer, .. } => peer,
+        };
+        if !inner.trunks.values().any(|t| t.resolved.contains(&peer)) {
+            return;
+        }
         let (peer, health) = match *event {
             Event::PingAnswered {
                 peer,
@@ -291,6 +301,17 @@ mod tests {
         assert_eq!(t.destinations("hq"), [peer(1), peer(2)]);
         assert!(t.ping_targets().is_empty());
         assert!(t.destinations("nope").is_empty());
+    }
+
+    #[test]
+    fn only_trunk_destinations_have_a_health() {
+        let t = table(Some(Duration::from_secs(30)));
+        t.observe(&Event::DestinationAnswered { peer: peer(9) });
+        t.observe(&Event::PingFailed { peer: peer(9) });
+        assert_eq!(t.health(peer(9)), Health::Unknown);
+        assert_eq!(t.lock().health.len(), 0);
+        t.observe(&Event::DestinationAnswered { peer: peer(2) });
+        assert_eq!(t.health(peer(2)), Health::Up);
     }
 
     #[test]

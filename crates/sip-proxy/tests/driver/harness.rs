@@ -54,7 +54,7 @@ pub(crate) async fn start_proxy_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
     driver: DriverConfig,
 ) -> Running {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut local = vec![
         LocalAddr {

@@ -359,3 +359,44 @@ fn a_response_carrying_only_our_via_gets_the_request_vias_back() {
         .collect();
     assert_eq!(branches, [b"z9hG4bKuac1".to_vec()]);
 }
+
+#[test]
+fn a_destination_that_keeps_answering_is_reported_once_a_second() {
+    let mut lab = Lab::new();
+    let call = |lab: &mut Lab, n: usize| {
+        lab.recv(
+            UAC,
+            invite("+14085550100").replace("z9hG4bKuac1", &format!("z9hG4bKuac1-{n}")),
+        );
+        let fwd = lab.request_to(dest1());
+        lab.recv(dest1(), answer(&fwd, 200));
+        lab.to(UAC);
+    };
+    let answered = |lab: &Lab| {
+        lab.events
+            .iter()
+            .filter(|e| **e == Event::DestinationAnswered { peer: dest1() })
+            .count()
+    };
+    for n in 0..5 {
+        call(&mut lab, n);
+    }
+    assert_eq!(
+        answered(&lab),
+        1,
+        "repeats within a second are not reported"
+    );
+    lab.advance(Duration::from_millis(1001));
+    call(&mut lab, 5);
+    assert_eq!(answered(&lab), 2, "reported again after a second");
+    // Anything else reported about the destination makes the next answer news at once.
+    lab.recv(
+        UAC,
+        invite("+14085550100").replace("z9hG4bKuac1", "z9hG4bKuac1-6"),
+    );
+    let fwd = lab.request_to(dest1());
+    lab.recv(dest1(), answer(&fwd, 503));
+    lab.to(dest1()); // the ACK for the 503
+    call(&mut lab, 7);
+    assert_eq!(answered(&lab), 3);
+}
