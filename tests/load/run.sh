@@ -20,7 +20,8 @@
 #
 # Env (defaults): STEPS ("500 1000 2000 3000 4000 6000 8000 10000 12000"), STEP_SECS (10),
 # SETTLE (3), TRANSPORTS ("udp tcp"), PROXIES ("ils-edge kamailio"; also "sipp" = UAC -> UAS
-# with no proxy, the SIPp ceiling), COUNT (100000), STOP_ON_DIRTY (1: a proxy's steps stop at
+# with no proxy, the SIPp ceiling, and "kamailio-qm" = Kamailio with its default memory manager,
+# as packaged), COUNT (100000), STOP_ON_DIRTY (1: a proxy's steps stop at
 # its first unclean step), P99_MS (100), HOLD_MS (100: pause between ACK and BYE; with none, a
 # multi-worker proxy may deliver the BYE before the ACK, which SIPp's UAS counts as a failure), ILS_EDGE (binary; default: cargo build --release),
 # KEEP (1: keep the work dir), OUT (also append the report to this file).
@@ -95,11 +96,12 @@ start_proxy() {
     local name=$1
     case $name in
     sipp) proxy_pid=; target=127.0.1.10:5060 ;;
-    kamailio)
+    kamailio | kamailio-qm)
         target=127.0.3.1:5060
         # TLSF memory manager: with the default (qm) the private heap the htable load leaves
         # behind makes qm_malloc about 60 % of a worker's time, which is not Kamailio at its best.
-        kamailio -f "$here/kamailio.cfg" -DD -E -x tlsf -m 1024 -M 256 -A "DBURL=\"text://$work/kdb\"" \
+        local mem=(-x tlsf); [[ $name == kamailio-qm ]] && mem=()
+        kamailio -f "$here/kamailio.cfg" -DD -E "${mem[@]}" -m 1024 -M 256 -A "DBURL=\"text://$work/kdb\"" \
             >"$work/kamailio.log" 2>&1 &
         proxy_pid=$!; pids+=("$proxy_pid")
         ;;
@@ -185,13 +187,15 @@ for tr in $TRANSPORTS; do
     for name in $PROXIES; do
         [[ -n ${best_rate[$name/$tr]:-} ]] && log "$(printf '%-8s %-3s highest_clean=%s cpu_us_per_call=%s' "$name" "$tr" "${best_rate[$name/$tr]}" "${best_cpu[$name/$tr]}")"
     done
-    if [[ -n ${best_rate[ils-edge/$tr]:-} && -n ${best_rate[kamailio/$tr]:-} ]]; then
+    for k in kamailio kamailio-qm; do
+    if [[ -n ${best_rate[ils-edge/$tr]:-} && -n ${best_rate[$k/$tr]:-} ]]; then
         log "$(python3 -c "
 import sys, math
 er, kr, ec, kc = (float(x) if x not in ('nan', '-') else math.nan for x in sys.argv[1:5])
 rr = er / kr if kr else math.nan
 cr = ec / kc if kc and not math.isnan(kc) else math.nan
-print(f'ratio    {sys.argv[5]} clean_rate ils-edge/kamailio={rr:.2f} (goal >= 2) cpu_per_call ils-edge/kamailio={cr:.2f} (goal <= 0.5)')
-" "${best_rate[ils-edge/$tr]}" "${best_rate[kamailio/$tr]}" "${best_cpu[ils-edge/$tr]}" "${best_cpu[kamailio/$tr]}" "$tr")"
+print(f'ratio    {sys.argv[5]} clean_rate ils-edge/{sys.argv[6]}={rr:.2f} (goal >= 2) cpu_per_call ils-edge/{sys.argv[6]}={cr:.2f} (goal <= 0.5)')
+" "${best_rate[ils-edge/$tr]}" "${best_rate[$k/$tr]}" "${best_cpu[ils-edge/$tr]}" "${best_cpu[$k/$tr]}" "$tr" "$k")"
     fi
+    done
 done
