@@ -2,22 +2,23 @@
 //! sockets the caller bound, outbound connections reused per destination, the timer task, and
 //! graceful shutdown.
 //!
-//! The core sits behind one mutex. Socket tasks (and the UDP receiving threads) parse outside
-//! it, lock only to hand a message in, collect the transmits it produced, and send them after
-//! unlocking. A timer task sleeps until the core's next deadline and is woken when a message
-//! brings that deadline forward.
+//! The core sits behind one mutex. Socket tasks parse outside it, lock once to hand in every
+//! message one wake-up brought (a UDP batch, or the frames one stream read completed), collect
+//! the transmits they produced, and send them after unlocking. A timer task sleeps until the
+//! core's next deadline and is woken when a message brings that deadline forward.
 
 mod stream;
 mod udp;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
@@ -76,8 +77,8 @@ impl Default for DriverConfig {
 pub(crate) struct Shared<R> {
     engine: Mutex<Engine<R>>,
     wake: Notify,
-    /// UDP sockets with their local address (looked up once, not per send); set on start.
-    udp: OnceLock<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    /// UDP sockets with their local address (looked up once, not per send).
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     /// Open or opening connections, by remote address; each queue feeds one connection task.
     conns: Mutex<HashMap<Peer, mpsc::Sender<Outgoing>>>,
     connector: Option<TlsConnector>,
@@ -103,8 +104,8 @@ struct Engine<R> {
 
 /// A received message, parsed outside the core's lock. One that fails to parse is kept as bytes
 /// and re-parsed inside, to answer it.
-// Nearly every one is a `Message`, and it lives only until the core takes it: boxing it would
-// cost an allocation per message to save space in the rare malformed case.
+// Nearly every one is a `Message`, and a batch is short-lived: boxing it would cost an
+// allocation per message to save space in the rare malformed case.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Received {
     Message(Message),
@@ -148,7 +149,7 @@ impl<R: Route + Send + 'static> Proxy<R> {
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine { core, armed: None }),
             wake: Notify::new(),
-            udp: OnceLock::new(),
+            udp: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             connector,
             tls_names: Mutex::new(HashMap::new()),
@@ -166,11 +167,9 @@ impl<R: Route + Send + 'static> Proxy<R> {
         }
     }
 
-    /// Adds a bound UDP socket (see [`bind_udp`]); returns its local address. The proxy
-    /// receives on it from a thread of its own, in blocking mode.
+    /// Adds a bound UDP socket; returns its local address.
     pub fn register_udp(&mut self, socket: UdpSocket) -> io::Result<SocketAddr> {
         let addr = socket.local_addr()?;
-        udp::prepare(&socket)?;
         self.udp.push(Arc::new(socket));
         Ok(addr)
     }
@@ -193,33 +192,19 @@ impl<R: Route + Send + 'static> Proxy<R> {
         Ok(addr)
     }
 
-    /// Spawns the socket and timer tasks on the current tokio runtime, and a receiving thread
-    /// per UDP socket.
+    /// Spawns the socket and timer tasks on the current tokio runtime.
     pub fn start(self) -> io::Result<ProxyHandle<R>> {
         let shared = self.shared;
         let mut addrs = Vec::new();
-        let mut udp = Vec::with_capacity(self.udp.len());
         for socket in &self.udp {
-            udp.push((socket.local_addr()?, socket.clone()));
+            let addr = socket.local_addr()?;
+            lock(&shared.udp).push((addr, socket.clone()));
         }
-        let _ = shared.udp.set(udp);
-        let runtime = tokio::runtime::Handle::current();
-        for (i, socket) in self.udp.into_iter().enumerate() {
+        for socket in self.udp {
             let addr = socket.local_addr()?;
             tracing::info!(proto = %"udp", addr = %addr, "listening");
             addrs.push((Transport::Udp, addr));
-            let (weak, token, runtime) = (
-                Arc::downgrade(&shared),
-                shared.tasks.token(),
-                runtime.clone(),
-            );
-            std::thread::Builder::new()
-                .name(format!("sip-udp-{i}"))
-                .spawn(move || {
-                    // Connection tasks and blocking sends are spawned from this thread.
-                    let _context = runtime.enter();
-                    udp::receive(weak, socket, token);
-                })?;
+            shared.tasks.spawn(udp::receive(shared.clone(), socket));
         }
         for listener in self.tcp {
             let addr = listener.local_addr()?;
@@ -315,21 +300,23 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
 // === impl Shared ===
 
 impl<R: Route + Send + 'static> Shared<R> {
-    /// Hands one received message (or datagram) to the core and sends what it produced.
-    pub(crate) fn input(self: &Arc<Self>, from: Peer, bytes: Bytes) {
-        self.input_parsed(from, Received::parse(bytes));
-    }
-
-    /// Hands one message parsed by the caller to the core and sends what it produced.
-    pub(crate) fn input_parsed(self: &Arc<Self>, from: Peer, received: Received) {
-        self.call(|core, now| received.hand(core, now, from));
+    /// Hands received messages to the core in order under one lock, then sends what they
+    /// produced. Empties `batch`.
+    pub(crate) fn input_batch(self: &Arc<Self>, batch: &mut Vec<(Peer, Received)>) {
+        self.call(|core, now| {
+            for (from, received) in batch.drain(..) {
+                guarded(|| received.hand(core, now, from));
+            }
+        });
     }
 
     fn call(self: &Arc<Self>, f: impl FnOnce(&mut Core<R>, Instant)) {
         let mut out = Output::default();
         {
             let mut engine = lock(&self.engine);
-            f(&mut engine.core, Instant::now());
+            let core = &mut engine.core;
+            let now = Instant::now();
+            guarded(|| f(core, now));
             engine.drain(&mut out);
             // Wake the timer task only when the next deadline moves into an earlier tick.
             let next = engine.core.poll_timeout().map(tick);
@@ -411,6 +398,15 @@ async fn timers<R: Route + Send + 'static>(shared: Arc<Shared<R>>) {
             () = shared.wake.notified() => {}
             () = sleep => shared.call(|core, now| core.handle_timeout(now)),
         }
+    }
+}
+
+/// Runs `f`, logging a panic instead of passing it on: a bug met while handling one message
+/// must not take down the listener, connection or timer task that handed it in, nor the rest
+/// of a batch. That message is lost; everything else goes on.
+fn guarded(f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        tracing::error!("internal error while handling a message or timer; it was dropped");
     }
 }
 

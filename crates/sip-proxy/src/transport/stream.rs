@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Outgoing, Shared, lock};
+use super::{Outgoing, Received, Shared, lock};
 use crate::message::{FrameError, Framer};
 use crate::proxy::Route;
 use crate::transaction::{Peer, Transmit, Transport};
@@ -167,6 +167,7 @@ where
     let framer = Framer::new(shared.config.max_message_size);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut batch = Vec::new();
     // Grows to the largest burst written, and is let go after an unusually large one so an
     // idle connection holds little memory.
     let mut out = Vec::new();
@@ -214,7 +215,7 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     active = true;
-                    if !deliver(&shared, &framer, &mut buf, peer) {
+                    if !deliver(&shared, &framer, &mut buf, peer, &mut batch) {
                         break;
                     }
                 }
@@ -235,24 +236,30 @@ where
     tracing::debug!(peer = %peer.addr, "connection closed");
 }
 
-/// Hands every complete message in `buf` to the core; false when the stream must close.
+/// Hands every complete message in `buf` to the core, in order and under one lock (a busy
+/// connection reads many at once); false when the stream must close.
 fn deliver<R: Route + Send + 'static>(
     shared: &Arc<Shared<R>>,
     framer: &Framer,
     buf: &mut BytesMut,
     peer: Peer,
+    batch: &mut Vec<(Peer, Received)>,
 ) -> bool {
-    loop {
+    let keep = loop {
         match framer.decode_frame(buf) {
-            Ok(Some(frame)) => shared.input(peer, frame),
-            Ok(None) => return true,
+            Ok(Some(frame)) => batch.push((peer, Received::parse(frame))),
+            Ok(None) => break true,
             Err(FrameError::Parse(_)) => {}
             Err(e) => {
                 tracing::warn!(peer = %peer.addr, error = %e, "closing stream");
-                return false;
+                break false;
             }
         }
+    };
+    if !batch.is_empty() {
+        shared.input_batch(batch);
     }
+    keep
 }
 
 fn unregister<R>(shared: &Shared<R>, peer: Peer) {

@@ -1,25 +1,20 @@
-//! UDP: one receiving thread per socket, blocked in `recvfrom` as a classic SIP proxy's UDP
-//! workers are, and non-blocking sends from whichever thread or task produced the transmit.
-//!
-//! A thread rather than a tokio task: under load the readiness round trip (`epoll_wait`, a
-//! `recvfrom` that finds the queue empty, the wake-up of a worker) cost more than handling the
-//! datagram. A blocked `recvfrom` is woken by the sender's own system call.
+//! UDP: one receive task per socket, and non-blocking sends from whichever task produced the
+//! transmit.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
-use tokio_util::task::task_tracker::TaskTrackerToken;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
 
-use super::{Received, Shared};
+use super::{Received, Shared, lock};
 use crate::proxy::Route;
 use crate::transaction::{Peer, Transmit, Transport};
 
 /// Binds `count` UDP sockets to `addr` with `SO_REUSEPORT` (so the kernel spreads datagrams
-/// over them) and large buffers.
+/// over them) and large buffers. Call within a tokio runtime.
 pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     let mut sockets = Vec::with_capacity(count.max(1));
     let mut addr = addr;
@@ -30,95 +25,89 @@ pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
         // Best effort: the kernel caps these at net.core.[rw]mem_max.
         let _ = socket.set_recv_buffer_size(BUFFER);
         let _ = socket.set_send_buffer_size(BUFFER);
+        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
-        let std_socket: UdpSocket = socket.into();
+        let std_socket: std::net::UdpSocket = socket.into();
         // With port 0, the later sockets share the port the first one got.
         addr = std_socket.local_addr()?;
-        sockets.push(std_socket);
+        sockets.push(UdpSocket::from_std(std_socket)?);
     }
     Ok(sockets)
 }
 
-/// Prepares a registered socket: blocking receives that give up now and then, so the thread
-/// notices a shutdown (or a dropped proxy) on an idle socket.
-pub(super) fn prepare(socket: &UdpSocket) -> io::Result<()> {
-    socket.set_nonblocking(false)?;
-    socket.set_read_timeout(Some(POLL))?;
-    // Bounds the blocking fallback send below.
-    socket.set_write_timeout(Some(Duration::from_secs(1)))
-}
+/// Datagrams taken from a socket per wake-up and handed to the core under one lock.
+const BATCH: usize = 32;
 
-/// How often an idle receiving thread checks whether the proxy is stopping.
-const POLL: Duration = Duration::from_millis(100);
-
-/// The receiving loop of one socket, run on its own thread within the runtime's context. Ends
-/// when the proxy stops or is dropped; `token` tells the proxy's task tracker when.
-pub(super) fn receive<R: Route + Send + 'static>(
-    shared: Weak<Shared<R>>,
+pub(super) async fn receive<R: Route + Send + 'static>(
+    shared: Arc<Shared<R>>,
     socket: Arc<UdpSocket>,
-    _token: TaskTrackerToken,
 ) {
     let mut buf = vec![0u8; 65_536];
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let received = socket.recv_from(&mut buf);
-        let Some(shared) = shared.upgrade() else {
-            return;
+        let ready = tokio::select! {
+            // Datagrams keep flowing while draining: responses and in-dialog requests finish
+            // the calls in progress.
+            () = shared.stop.cancelled() => return,
+            r = socket.readable() => r,
         };
-        // Datagrams keep flowing while draining: responses and in-dialog requests finish the
-        // calls in progress.
-        if shared.stop.is_cancelled() {
+        if let Err(e) = ready {
+            tracing::warn!(error = %e, "udp socket failed");
             return;
         }
-        match received {
-            Ok((n, from)) => {
-                let data = &buf[..n];
-                if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-                    continue; // keepalive
+        // Everything queued, up to a batch (keepalives count, so a flood of them cannot keep
+        // this loop from yielding): under load one wake-up and one lock serve many datagrams;
+        // when idle this is one datagram.
+        for _ in 0..BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                        continue; // keepalive
+                    }
+                    tracing::trace!(peer = %from, len = n, "datagram");
+                    let peer = Peer {
+                        transport: Transport::Udp,
+                        addr: from,
+                    };
+                    batch.push((peer, Received::parse(Bytes::copy_from_slice(data))));
                 }
-                tracing::trace!(peer = %from, len = n, "datagram");
-                let peer = Peer {
-                    transport: Transport::Udp,
-                    addr: from,
-                };
-                shared.input_parsed(peer, Received::parse(Bytes::copy_from_slice(data)));
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors surface here on some systems; they concern an earlier send.
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive error");
+                    break;
+                }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // ICMP errors surface here on some systems; they concern an earlier send. Anything
-            // else is unexpected: pause briefly so a persistent error cannot spin a core.
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive error");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        }
+        if !batch.is_empty() {
+            shared.input_batch(&mut batch);
         }
     }
 }
 
 pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transmit) {
-    let sockets = shared.udp.get().map_or(&[][..], Vec::as_slice);
-    let Some((_, socket)) = sockets
-        .iter()
-        .find(|(a, _)| a.is_ipv4() == t.to.addr.is_ipv4())
-        .or(sockets.first())
-    else {
+    let socket = {
+        let sockets = lock(&shared.udp);
+        let family = |(a, _): &&(SocketAddr, Arc<UdpSocket>)| a.is_ipv4() == t.to.addr.is_ipv4();
+        sockets
+            .iter()
+            .find(family)
+            .or(sockets.first())
+            .map(|(_, s)| s.clone())
+    };
+    let Some(socket) = socket else {
         tracing::warn!(peer = %t.to.addr, "no UDP socket to send from");
         shared.transport_error(t.client);
         return;
     };
-    let to = SockAddr::from(t.to.addr);
-    match SockRef::from(&**socket).send_to_with_flags(&t.bytes, &to, libc::MSG_DONTWAIT) {
+    match socket.try_send_to(&t.bytes, t.to.addr) {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            // The send buffer is full: wait for room (bounded by the socket's write timeout)
-            // on a blocking thread rather than drop a message.
+            // The send buffer is full: wait for it rather than drop a message.
             let shared = shared.clone();
-            let socket = socket.clone();
-            shared.tasks.clone().spawn_blocking(move || {
-                if socket.send_to(&t.bytes, t.to.addr).is_err() {
+            shared.tasks.clone().spawn(async move {
+                if socket.send_to(&t.bytes, t.to.addr).await.is_err() {
                     shared.transport_error(t.client);
                 }
             });

@@ -16,11 +16,13 @@ use tokio::sync::mpsc;
 /// Upper bound for any single wait; only to turn a hang into a failure.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-/// Routes every request to a fixed list of destinations.
+/// Routes every request to a fixed list of destinations; `unknown` gets 404 and `panic` stands
+/// for a bug in routing.
 pub(crate) struct StaticRoute(pub(crate) Vec<Peer>);
 
 impl Route for StaticRoute {
     fn route(&self, req: &RouteRequest<'_>) -> RouteResult {
+        assert!(req.uri.user() != Some(b"panic"), "a bug in routing");
         if req.uri.user() == Some(b"unknown") {
             return RouteResult::Reject {
                 status: 404,
@@ -54,7 +56,7 @@ pub(crate) async fn start_proxy_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
     driver: DriverConfig,
 ) -> Running {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut local = vec![
         LocalAddr {

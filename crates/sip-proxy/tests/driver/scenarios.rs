@@ -183,6 +183,40 @@ async fn malformed_messages_get_400_and_calls_keep_completing() {
 }
 
 #[tokio::test]
+async fn a_panic_while_handling_one_request_leaves_the_listener_serving() {
+    let trunk = udp_trunk(200).await;
+    let proxy = start_proxy(vec![trunk], None).await;
+    let edge = proxy.handle.local_addr(Transport::Udp).unwrap();
+    let (bad, uac) = (UdpUac::new().await, UdpUac::new().await);
+    for i in 0..3 {
+        bad.send(
+            edge,
+            request(
+                "MESSAGE",
+                "panic",
+                bad.addr(),
+                "UDP",
+                &format!("z9hG4bKp{i}"),
+            ),
+        )
+        .await;
+        uac.send(
+            edge,
+            request(
+                "INVITE",
+                "+14085550100",
+                uac.addr(),
+                "UDP",
+                &format!("z9hG4bKok{i}"),
+            ),
+        )
+        .await;
+        assert_eq!(uac.statuses_until_final().await, [100, 180, 200]);
+    }
+    proxy.handle.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn options_ping_reports_the_answer() {
     let trunk = udp_trunk(200).await;
     let mut proxy = start_proxy(vec![trunk], None).await;
