@@ -24,7 +24,9 @@
 # as packaged), COUNT (100000), STOP_ON_DIRTY (1: a proxy's steps stop at
 # its first unclean step), P99_MS (100), HOLD_MS (100: pause between ACK and BYE; with none, a
 # multi-worker proxy may deliver the BYE before the ACK, which SIPp's UAS counts as a failure), ILS_EDGE (binary; default: cargo build --release),
-# KEEP (1: keep the work dir), OUT (also append the report to this file).
+# ROUNDS (1: how many times to run every proxy's steps, the proxies taking turns; with more,
+# the summary also gives each proxy's median and the median of the rounds' ratios), KEEP (1:
+# keep the work dir), OUT (also append the report to this file).
 #   tests/load/run.sh
 #   PROXIES=kamailio TRANSPORTS=udp STEPS="1000 2000 3000 4000" tests/load/run.sh
 set -uo pipefail
@@ -39,6 +41,7 @@ COUNT=${COUNT:-100000}
 STOP_ON_DIRTY=${STOP_ON_DIRTY:-1}
 P99_MS=${P99_MS:-100}
 HOLD_MS=${HOLD_MS:-100}
+ROUNDS=${ROUNDS:-1}
 lib=$here/loadlib.py
 work=$(mktemp -d /tmp/ils-edge-load.XXXXXX)
 pids=()
@@ -139,6 +142,8 @@ start_proxy() {
 }
 
 declare -A best_rate best_cpu
+best=$work/best.tsv # round, proxy, transport, highest clean rate, CPU per call there
+round=1
 run_steps() {
     local name=$1 tr=$2 rate d t0 t1 line dirty=0 targ=$target
     local topt=(); [[ $tr == tcp ]] && topt=(-t t1)
@@ -166,8 +171,11 @@ run_steps() {
         # Let the proxy drain (retransmissions, timewait) before the next step.
         [[ -n $proxy_pid ]] && "$lib" idle "$proxy_pid" 1 20
     done
+    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$tr" "${best_rate[$name/$tr]}" "${best_cpu[$name/$tr]}" >>"$best"
 }
 
+for round in $(seq "$ROUNDS"); do
+(( ROUNDS > 1 )) && log "# round $round of $ROUNDS"
 for name in $PROXIES; do
     start_uas
     if start_proxy "$name"; then
@@ -181,21 +189,46 @@ for name in $PROXIES; do
     for p in "${pids[@]}"; do stop "$p"; done
     pids=(); proxy_pid=
 done
-
-log "# summary: highest clean rate (calls/s) and CPU per call there (us)"
-for tr in $TRANSPORTS; do
-    for name in $PROXIES; do
-        [[ -n ${best_rate[$name/$tr]:-} ]] && log "$(printf '%-8s %-3s highest_clean=%s cpu_us_per_call=%s' "$name" "$tr" "${best_rate[$name/$tr]}" "${best_cpu[$name/$tr]}")"
-    done
-    for k in kamailio kamailio-qm; do
-    if [[ -n ${best_rate[ils-edge/$tr]:-} && -n ${best_rate[$k/$tr]:-} ]]; then
-        log "$(python3 -c "
-import sys, math
-er, kr, ec, kc = (float(x) if x not in ('nan', '-') else math.nan for x in sys.argv[1:5])
-rr = er / kr if kr else math.nan
-cr = ec / kc if kc and not math.isnan(kc) else math.nan
-print(f'ratio    {sys.argv[5]} clean_rate ils-edge/{sys.argv[6]}={rr:.2f} (goal >= 2) cpu_per_call ils-edge/{sys.argv[6]}={cr:.2f} (goal <= 0.5)')
-" "${best_rate[ils-edge/$tr]}" "${best_rate[$k/$tr]}" "${best_cpu[ils-edge/$tr]}" "${best_cpu[$k/$tr]}" "$tr" "$k")"
-    fi
-    done
 done
+
+# Per round: each proxy's highest clean rate and CPU per call there, and ils-edge's ratios to
+# each Kamailio of the same round (a comparison within one run). With several rounds, then the
+# medians.
+log "$(python3 - "$best" "$TRANSPORTS" "$PROXIES" <<'PY'
+import math, statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+transports, proxies = sys.argv[2].split(), sys.argv[3].split()
+num = lambda x: math.nan if x in ("nan", "-", "") else float(x)
+res = {(int(r), n, t): (num(rate), num(cpu)) for r, n, t, rate, cpu in rows}
+rounds = sorted({k[0] for k in res})
+def med(xs):
+    xs = [x for x in xs if not math.isnan(x)]
+    return statistics.median(xs) if xs else math.nan
+out = ["# summary: highest clean rate (calls/s) and CPU per call there (us)"]
+for tr in transports:
+    ratios = {}
+    for r in rounds:
+        tag = f" round={r}" if len(rounds) > 1 else ""
+        for n in proxies:
+            if (r, n, tr) in res:
+                rate, cpu = res[(r, n, tr)]
+                out.append(f"{n:<8} {tr:<3} highest_clean={rate:.0f} cpu_us_per_call={cpu:.0f}{tag}".replace("=nan", "=-"))
+        for k in ("kamailio", "kamailio-qm"):
+            if (r, "ils-edge", tr) in res and (r, k, tr) in res:
+                (er, ec), (kr, kc) = res[(r, "ils-edge", tr)], res[(r, k, tr)]
+                rr = er / kr if kr else math.nan
+                cr = ec / kc if kc else math.nan
+                ratios.setdefault(k, []).append((rr, cr))
+                out.append(f"ratio    {tr} clean_rate ils-edge/{k}={rr:.2f} (goal >= 2) cpu_per_call ils-edge/{k}={cr:.2f} (goal <= 0.5){tag}")
+    if len(rounds) > 1:
+        for n in proxies:
+            got = [res[(r, n, tr)] for r in rounds if (r, n, tr) in res]
+            if got:
+                out.append(f"median   {tr} {n} highest_clean={med([g[0] for g in got]):.0f} cpu_us_per_call={med([g[1] for g in got]):.0f} over {len(got)} rounds".replace("=nan", "=-"))
+        for k, rs in ratios.items():
+            rs = [x for x in rs if not math.isnan(x[0])]
+            if rs:
+                out.append(f"median   {tr} ratio clean_rate ils-edge/{k}={med([x[0] for x in rs]):.2f} cpu_per_call ils-edge/{k}={med([x[1] for x in rs]):.2f} over {len(rs)} rounds")
+print("\n".join(out))
+PY
+)"

@@ -202,9 +202,14 @@ impl Events {
                     return;
                 }
                 if self.answered.len() >= ANSWERED_MAX {
-                    // In-dialog requests reach phones, not only trunk destinations.
+                    // In-dialog requests reach phones, not only trunk destinations. Forget the
+                    // stale entries, or all of them when most are fresh, so this scan runs at
+                    // most once per ANSWERED_MAX / 2 new destinations.
                     self.answered
                         .retain(|_, at| now.saturating_duration_since(*at) < ANSWERED_EVERY);
+                    if self.answered.len() >= ANSWERED_MAX / 2 {
+                        self.answered.clear();
+                    }
                 }
                 self.answered.insert(peer, now);
             }

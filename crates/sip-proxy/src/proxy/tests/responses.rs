@@ -400,3 +400,24 @@ fn a_destination_that_keeps_answering_is_reported_once_a_second() {
     call(&mut lab, 7);
     assert_eq!(answered(&lab), 3);
 }
+
+#[test]
+fn destinations_remembered_as_answering_stay_bounded() {
+    let mut events = Events::default();
+    let now = Instant::now();
+    let n = 3 * u16::try_from(ANSWERED_MAX).unwrap();
+    for port in 0..n {
+        events.report(
+            now,
+            Event::DestinationAnswered {
+                peer: udp([192, 0, 2, 99], port),
+            },
+        );
+        assert!(events.answered.len() <= ANSWERED_MAX);
+    }
+    assert_eq!(
+        events.queue.len(),
+        usize::from(n),
+        "each new destination is reported"
+    );
+}
