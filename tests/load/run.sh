@@ -149,7 +149,8 @@ run_steps() {
     local topt=(); [[ $tr == tcp ]] && topt=(-t t1)
     best_rate[$name/$tr]=0; best_cpu[$name/$tr]=nan
     for rate in $STEPS; do
-        d=$work/$name-$tr-$rate; mkdir -p "$d"
+        # One directory per round: the step reads every SIPp file in it.
+        d=$work/$name-$tr-$rate-r$round; mkdir -p "$d"
         local calls=$((rate * STEP_SECS))
         t0=0; [[ -n $proxy_pid ]] && t0=$("$lib" ticks "$proxy_pid")
         (cd "$d" && timeout $((STEP_SECS + 60)) sipp -sf "$here/scenarios/uac-load.xml" -inf "$work/users.csv" \
