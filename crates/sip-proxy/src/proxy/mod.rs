@@ -149,6 +149,18 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The destination the event is about.
+    pub fn peer(&self) -> Peer {
+        match *self {
+            Self::DestinationAnswered { peer }
+            | Self::DestinationFailed { peer, .. }
+            | Self::PingAnswered { peer, .. }
+            | Self::PingFailed { peer } => peer,
+        }
+    }
+}
+
 /// Why a destination failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailReason {
@@ -194,8 +206,9 @@ impl Events {
     /// changes only on a different event, and one event per call would cost the driver a
     /// cross-thread wake-up per call.
     fn report(&mut self, now: Instant, event: Event) {
+        let peer = event.peer();
         match event {
-            Event::DestinationAnswered { peer } => {
+            Event::DestinationAnswered { .. } => {
                 if let Some(&at) = self.answered.get(&peer)
                     && now.saturating_duration_since(at) < ANSWERED_EVERY
                 {
@@ -213,9 +226,9 @@ impl Events {
                 }
                 self.answered.insert(peer, now);
             }
-            Event::DestinationFailed { peer, .. }
-            | Event::PingAnswered { peer, .. }
-            | Event::PingFailed { peer } => {
+            Event::DestinationFailed { .. }
+            | Event::PingAnswered { .. }
+            | Event::PingFailed { .. } => {
                 self.answered.remove(&peer);
             }
         }

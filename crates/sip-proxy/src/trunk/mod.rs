@@ -157,12 +157,7 @@ impl TrunkTable {
     /// about anyone else (a phone reached inside a dialog) is ignored.
     pub fn observe(&self, event: &Event) {
         let mut inner = self.lock();
-        let peer = match *event {
-            Event::PingAnswered { peer, .. }
-            | Event::PingFailed { peer }
-            | Event::DestinationAnswered { peer }
-            | Event::DestinationFailed { peer, .. } => peer,
-        };
+        let peer = event.peer();
         if !inner.trunks.values().any(|t| t.resolved.contains(&peer)) {
             return;
         }
