@@ -303,20 +303,25 @@ impl<R: Route + Send + 'static> Shared<R> {
     /// Hands received messages to the core in order under one lock, then sends what they
     /// produced. Empties `batch`.
     pub(crate) fn input_batch(self: &Arc<Self>, batch: &mut Vec<(Peer, Received)>) {
-        self.call(|core, now| {
+        // Each message guarded on its own, so a bug met in one spares the rest of the batch.
+        self.locked(|core, now| {
             for (from, received) in batch.drain(..) {
                 guarded(|| received.hand(core, now, from));
             }
         });
     }
 
+    /// Runs one operation on the core (guarded), then sends what it produced.
     fn call(self: &Arc<Self>, f: impl FnOnce(&mut Core<R>, Instant)) {
+        self.locked(|core, now| guarded(|| f(core, now)));
+    }
+
+    /// Runs `f` under the core's lock, then sends what it produced.
+    fn locked(self: &Arc<Self>, f: impl FnOnce(&mut Core<R>, Instant)) {
         let mut out = Output::default();
         {
             let mut engine = lock(&self.engine);
-            let core = &mut engine.core;
-            let now = Instant::now();
-            guarded(|| f(core, now));
+            f(&mut engine.core, Instant::now());
             engine.drain(&mut out);
             // Wake the timer task only when the next deadline moves into an earlier tick.
             let next = engine.core.poll_timeout().map(tick);

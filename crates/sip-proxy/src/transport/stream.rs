@@ -152,6 +152,8 @@ fn fail_queue<R: Route + Send + 'static>(
 
 /// Bytes gathered from a connection's queue into one write.
 const WRITE_BATCH: usize = 64 * 1024;
+/// A write buffer grown beyond this by a burst is let go once the burst is written.
+const WRITE_BUFFER_KEPT: usize = 16 * 1024;
 
 fn register<R>(shared: &Shared<R>, peer: Peer, tx: mpsc::Sender<Outgoing>) {
     lock(&shared.conns).insert(peer, tx);
@@ -203,7 +205,7 @@ where
                         tracing::debug!(peer = %peer.addr, error = %e, "write failed");
                         break;
                     }
-                    if out.capacity() > 16 * 1024 {
+                    if out.capacity() > WRITE_BUFFER_KEPT {
                         out = Vec::new();
                     }
                 }

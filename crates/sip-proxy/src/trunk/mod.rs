@@ -161,16 +161,13 @@ impl TrunkTable {
         if !inner.trunks.values().any(|t| t.resolved.contains(&peer)) {
             return;
         }
-        let (peer, health) = match *event {
+        let health = match *event {
             Event::PingAnswered {
-                peer,
-                status: 408 | 503,
+                status: 408 | 503, ..
             }
-            | Event::PingFailed { peer } => (peer, Health::Down),
-            Event::PingAnswered { peer, .. } | Event::DestinationAnswered { peer } => {
-                (peer, Health::Up)
-            }
-            Event::DestinationFailed { peer, .. } => {
+            | Event::PingFailed { .. } => Health::Down,
+            Event::PingAnswered { .. } | Event::DestinationAnswered { .. } => Health::Up,
+            Event::DestinationFailed { .. } => {
                 // Only pinged destinations may go down on a failed call: pings bring them back.
                 let pinged = inner
                     .trunks
@@ -179,7 +176,7 @@ impl TrunkTable {
                 if !pinged {
                     return;
                 }
-                (peer, Health::Down)
+                Health::Down
             }
         };
         let old = inner.health.insert(peer, health);
