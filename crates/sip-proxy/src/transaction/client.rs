@@ -69,7 +69,7 @@ impl Transactions {
         if !to.transport.is_reliable() {
             client.retransmit = Some(now + self.config.t1);
             self.timers
-                .schedule(now + self.config.t1, Owner::Client(id), Slot::Retransmit);
+                .schedule(now, now + self.config.t1, Owner::Client(id), Slot::Retransmit);
         }
         let timeout = if req.early_timeout {
             hard_deadline.min(now + self.config.response_timeout)
@@ -78,7 +78,7 @@ impl Transactions {
         };
         client.timeout = Some(timeout);
         self.timers
-            .schedule(timeout, Owner::Client(id), Slot::Timeout);
+            .schedule(now, timeout, Owner::Client(id), Slot::Timeout);
         if let Some(old) = self.client_keys.insert(key, id) {
             // A branch reused by the user: the older transaction can no longer be matched.
             self.clients.remove(&old);
@@ -146,14 +146,24 @@ impl Transactions {
                     client.retransmit = None;
                     if first || status > 100 {
                         let at = now + config.timer_c;
+                        // A deadline that only moves later needs no new entry: the one queued
+                        // for the earlier deadline re-queues it when it comes due. So a call
+                        // answered within the response timeout leaves no 180 s entry behind.
+                        let queued = client.timeout.is_some_and(|t| t <= at);
                         client.timeout = Some(at);
-                        self.timers.schedule(at, owner, Slot::Timeout);
+                        if !queued {
+                            self.timers.schedule(now, at, owner, Slot::Timeout);
+                        }
                     }
                 } else if first {
-                    // Timer F applies from now on; Timer E continues at T2 (§17.1.2.2).
+                    // Timer F applies from now on; Timer E continues at T2 (§17.1.2.2). The
+                    // response timeout's entry, never later, re-queues it.
+                    let queued = client.timeout.is_some_and(|t| t <= client.hard_deadline);
                     client.timeout = Some(client.hard_deadline);
-                    self.timers
-                        .schedule(client.hard_deadline, owner, Slot::Timeout);
+                    if !queued {
+                        self.timers
+                            .schedule(now, client.hard_deadline, owner, Slot::Timeout);
+                    }
                     if client.retransmit.is_some() {
                         client.interval = config.t2;
                     }
@@ -171,7 +181,7 @@ impl Transactions {
                 client.request = Bytes::new();
                 let at = now + timer_64t1(config);
                 client.linger = Some(at);
-                self.timers.schedule(at, owner, Slot::Linger);
+                self.timers.schedule(now, at, owner, Slot::Linger);
                 self.events.push_back(Event::Response {
                     id: ClientId(id),
                     msg,
@@ -214,7 +224,7 @@ impl Transactions {
                     self.client_keys.remove(&key);
                 } else {
                     client.linger = Some(now + linger);
-                    self.timers.schedule(now + linger, owner, Slot::Linger);
+                    self.timers.schedule(now, now + linger, owner, Slot::Linger);
                 }
                 self.events.push_back(Event::Response {
                     id: ClientId(id),
@@ -254,7 +264,7 @@ impl Transactions {
                 };
                 let next = now + client.interval;
                 client.retransmit = Some(next);
-                self.timers.schedule(next, owner, Slot::Retransmit);
+                self.timers.schedule(now, next, owner, Slot::Retransmit);
                 self.transmit_for(id, to, bytes);
             }
             Slot::Timeout if client.timeout == Some(at) => {
@@ -275,11 +285,17 @@ impl Transactions {
                     client.expired = true;
                     let at = now + timer_64t1(&self.config);
                     client.timeout = Some(at);
-                    self.timers.schedule(at, owner, Slot::Timeout);
+                    self.timers.schedule(now, at, owner, Slot::Timeout);
                     self.events.push_back(Event::TimedOut {
                         id: ClientId(id),
                         provisional: true,
                     });
+                }
+            }
+            // A deadline moved later without a new entry (Timer C): queue it now.
+            Slot::Timeout if client.timeout.is_some_and(|t| t > at) => {
+                if let Some(later) = client.timeout {
+                    self.timers.schedule(now, later, owner, Slot::Timeout);
                 }
             }
             Slot::Linger if client.linger == Some(at) => {
@@ -293,4 +309,4 @@ impl Transactions {
 }
 
 /// Timer D: at least 32 s for unreliable transports (§17.1.1.2).
-const TIMER_D: Duration = Duration::from_secs(32);
+pub(super) const TIMER_D: Duration = Duration::from_secs(32);

@@ -55,7 +55,7 @@ impl Transactions {
                 server.last_response = None;
                 let at = now + timer_64t1(&self.config);
                 server.linger = Some(at);
-                self.timers.schedule(at, owner, Slot::Linger);
+                self.timers.schedule(now, at, owner, Slot::Linger);
             }
             (State::Accepted, 200..=299) => {}
             (State::Trying | State::Proceeding, 200..=699) => {
@@ -67,11 +67,11 @@ impl Transactions {
                         server.interval = self.config.t1;
                         let at = now + self.config.t1;
                         server.retransmit = Some(at);
-                        self.timers.schedule(at, owner, Slot::Retransmit);
+                        self.timers.schedule(now, at, owner, Slot::Retransmit);
                     }
                     let at = now + timer_64t1(&self.config);
                     server.timeout = Some(at);
-                    self.timers.schedule(at, owner, Slot::Timeout);
+                    self.timers.schedule(now, at, owner, Slot::Timeout);
                 } else if reliable {
                     let key = server.key.clone();
                     self.servers.remove(&id.0);
@@ -80,7 +80,7 @@ impl Transactions {
                     // Timer J (§17.2.2).
                     let at = now + timer_64t1(&self.config);
                     server.linger = Some(at);
-                    self.timers.schedule(at, owner, Slot::Linger);
+                    self.timers.schedule(now, at, owner, Slot::Linger);
                 }
             }
             _ => return,
@@ -192,7 +192,7 @@ impl Transactions {
                     // Timer I absorbs further ACK retransmissions.
                     let at = now + self.config.t4;
                     server.linger = Some(at);
-                    self.timers.schedule(at, Owner::Server(id), Slot::Linger);
+                    self.timers.schedule(now, at, Owner::Server(id), Slot::Linger);
                 }
             }
             State::Confirmed => {}
@@ -211,7 +211,7 @@ impl Transactions {
                 let next = now + server.interval;
                 server.retransmit = Some(next);
                 self.timers
-                    .schedule(next, Owner::Server(id), Slot::Retransmit);
+                    .schedule(now, next, Owner::Server(id), Slot::Retransmit);
                 if let Some(last) = server.last_response.clone() {
                     let to = server.reply_to;
                     self.transmit(to, last);

@@ -176,6 +176,45 @@ fn invite_over_tcp_does_not_retransmit() {
 }
 
 #[test]
+fn a_later_provisional_restarts_timer_c() {
+    let mut h = Harness::new();
+    h.tsx
+        .send_request(h.now, udp(5060), outgoing(Method::Invite, "z9hG4bKc5"));
+    h.drain();
+    h.receive(udp(5060), &response(180, "INVITE", "z9hG4bKc5"));
+    h.advance(Duration::from_secs(100));
+    h.receive(udp(5060), &response(183, "INVITE", "z9hG4bKc5"));
+    h.take_events();
+    h.advance(Duration::from_secs(179));
+    assert!(h.take_events().is_empty(), "Timer C runs from the 183");
+    h.advance(Duration::from_secs(1));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [Event::TimedOut {
+            provisional: true,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn an_answered_invite_leaves_only_its_linger_deadline_queued() {
+    let mut h = Harness::new();
+    h.tsx
+        .send_request(h.now, udp(5060), outgoing(Method::Invite, "z9hG4bKc6"));
+    h.drain();
+    h.receive(udp(5060), &response(180, "INVITE", "z9hG4bKc6"));
+    h.receive(udp(5060), &response(200, "INVITE", "z9hG4bKc6"));
+    // Past Timer A and the response timeout: their entries came due and were dropped, and
+    // Timer C never got one of its own.
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.tsx.timer_entries(), 1, "Timer M only");
+    h.advance(Duration::from_secs(31));
+    assert_eq!(h.tsx.timer_entries(), 0);
+    assert!(h.tsx.is_empty());
+}
+
+#[test]
 fn provisional_stops_timer_a_and_starts_timer_c() {
     let mut h = Harness::new();
     let id = h
