@@ -44,7 +44,7 @@ struct Entry {
 }
 
 /// Pending deadlines, earliest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Timers {
     lanes: Vec<Lane>,
     others: BinaryHeap<Reverse<Entry>>,
