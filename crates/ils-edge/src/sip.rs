@@ -151,6 +151,25 @@ impl SipEdge {
             "Requests in progress.",
             self.handle.pending() as f64,
         );
+        let counts = self.handle.transaction_counts();
+        {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "# HELP ils_edge_sip_transactions Live transactions, finished ones still absorbing retransmissions included."
+            );
+            let _ = writeln!(out, "# TYPE ils_edge_sip_transactions gauge");
+            for (side, n) in [("client", counts.client), ("server", counts.server)] {
+                let _ = writeln!(out, "ils_edge_sip_transactions{{side=\"{side}\"}} {n}");
+            }
+        }
+        crate::admin::metric(
+            out,
+            "ils_edge_sip_timer_entries",
+            "gauge",
+            "Queued transaction timer entries, stale ones included.",
+            counts.timer_entries as f64,
+        );
     }
 
     /// Stops accepting, lets requests in progress finish within `grace`, then stops.

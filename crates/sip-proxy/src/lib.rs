@@ -25,5 +25,5 @@ pub mod transaction;
 pub mod transport;
 pub mod trunk;
 
-pub use proxy::{Core, Route, RouteRequest, RouteResult, Target};
+pub use proxy::{Core, Route, RouteRequest, RouteResult, Target, TransactionCounts};
 pub use transport::{Proxy, ProxyHandle};

@@ -4,7 +4,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::lab::{
-    BR_EDGE, BR_PHONES, HQ_EDGE, HQ_PHONES, HQ_UAS_IP, Lab, Uac, prerequisites, sc, scenario,
+    BR_EDGE, BR_PHONES, HQ_EDGE, HQ_PHONES, HQ_UAS_IP, Lab, Uac, metric, prerequisites, sc,
+    scenario,
 };
 
 /// How long BR may take to learn HQ's URIs after both edges start.
@@ -32,6 +33,13 @@ fn basic_call_from_br_phones_to_alice_over_udp_completes_through_both_edges() {
     let many = uac.calls(20, 20);
     let out = lab.call(&many);
     assert!(out.all_ok(20), "{out}");
+    // The calls' transactions linger at HQ to absorb retransmissions (RFC 3261 Timer J,
+    // RFC 6026 Timers L and M), each with its timer queued; the admin API shows them.
+    let hq = "127.0.1.1:9090";
+    assert!(metric(hq, "ils_edge_sip_transactions{side=\"server\"}") >= 40.0);
+    assert!(metric(hq, "ils_edge_sip_transactions{side=\"client\"}") >= 20.0);
+    assert!(metric(hq, "ils_edge_sip_timer_entries") >= 60.0);
+    assert_eq!(metric(hq, "ils_edge_sip_transactions_pending"), 0.0);
 }
 
 #[test]

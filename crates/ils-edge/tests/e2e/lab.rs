@@ -545,3 +545,17 @@ pub(crate) mod sc {
     pub(crate) const EXPECT_503: &str = "rfc3261/17.1.1.3-non-2xx-ack/uac-expect-503.xml";
     pub(crate) const MALFORMED: &str = "rfc4475/malformed-burst.py";
 }
+
+/// One metric (its name with labels, if any) from an edge's admin API.
+pub(crate) fn metric(admin: &str, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).expect("admin API");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n").expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("answer");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {admin}/metrics"))
+}

@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::time::Duration;
 
-use crate::lab::{BR_EDGE, BR_PHONES, Edge, HQ_UAS_IP, Lab, Uac, prerequisites, sc};
+use crate::lab::{BR_EDGE, BR_PHONES, Edge, HQ_UAS_IP, Lab, Uac, metric, prerequisites, sc};
 
 const LEARN: Duration = Duration::from_secs(20);
 /// Issue 4: a directory change routes (or stops routing) from BR within one second.
@@ -126,18 +126,4 @@ fn with_hq_stopped_br_keeps_learned_uris_across_its_restart_and_answers_503_then
         1.0,
         "HQ sends only the one change after its restart"
     );
-}
-
-/// One unlabelled metric from an edge's admin API.
-fn metric(admin: &str, name: &str) -> f64 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(admin).expect("admin API");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .expect("timeout");
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n").expect("request");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("answer");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in {admin}/metrics"))
 }

@@ -88,6 +88,18 @@ pub struct Target {
     pub headers: Vec<(String, String)>,
 }
 
+/// How much the transaction layer holds: live transactions (those finished but still
+/// absorbing retransmissions included) and queued timer entries (stale ones included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransactionCounts {
+    /// Client transactions.
+    pub client: usize,
+    /// Server transactions.
+    pub server: usize,
+    /// Queued timer entries.
+    pub timer_entries: usize,
+}
+
 /// Proxy settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -361,6 +373,16 @@ impl<R: Route> Core<R> {
     /// Requests in progress, for metrics and graceful shutdown.
     pub fn pending(&self) -> usize {
         self.contexts.len()
+    }
+
+    /// The transaction layer's size, for metrics.
+    pub fn transaction_counts(&self) -> TransactionCounts {
+        let (client, server) = self.tsx.len();
+        TransactionCounts {
+            client,
+            server,
+            timer_entries: self.tsx.timer_entries(),
+        }
     }
 
     fn process(&mut self, now: Instant) {

@@ -68,8 +68,12 @@ impl Transactions {
         // Timer A / E (§17.1.1.2, §17.1.2.2): only over unreliable transports.
         if !to.transport.is_reliable() {
             client.retransmit = Some(now + self.config.t1);
-            self.timers
-                .schedule(now, now + self.config.t1, Owner::Client(id), Slot::Retransmit);
+            self.timers.schedule(
+                now,
+                now + self.config.t1,
+                Owner::Client(id),
+                Slot::Retransmit,
+            );
         }
         let timeout = if req.early_timeout {
             hard_deadline.min(now + self.config.response_timeout)

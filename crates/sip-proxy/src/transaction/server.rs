@@ -192,7 +192,8 @@ impl Transactions {
                     // Timer I absorbs further ACK retransmissions.
                     let at = now + self.config.t4;
                     server.linger = Some(at);
-                    self.timers.schedule(now, at, Owner::Server(id), Slot::Linger);
+                    self.timers
+                        .schedule(now, at, Owner::Server(id), Slot::Linger);
                 }
             }
             State::Confirmed => {}

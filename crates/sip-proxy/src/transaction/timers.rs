@@ -211,7 +211,12 @@ mod tests {
         t.schedule(t0, t0 + ms(700), Owner::Client(3), Slot::Timeout);
         // Set later, for a deadline measured from earlier: the heap too.
         t.schedule(t0 + ms(10), t0 + ms(300), Owner::Client(4), Slot::Timeout);
-        t.schedule(t0 + ms(10), t0 + ms(510), Owner::Client(5), Slot::Retransmit);
+        t.schedule(
+            t0 + ms(10),
+            t0 + ms(510),
+            Owner::Client(5),
+            Slot::Retransmit,
+        );
         assert_eq!(t.len(), 5);
         assert_eq!(t.next(), Some(t0 + ms(300)));
         assert_eq!(drain(&mut t, t0 + ms(299)), []);
@@ -239,7 +244,10 @@ mod tests {
         t.schedule(t0 + ms(50), t0 + ms(150), Owner::Client(1), Slot::Timeout);
         // Same delay, earlier deadline than the lane's back: it cannot join the lane.
         t.schedule(t0, t0 + ms(100), Owner::Client(2), Slot::Timeout);
-        let got: Vec<Owner> = drain(&mut t, t0 + ms(200)).into_iter().map(|g| g.1).collect();
+        let got: Vec<Owner> = drain(&mut t, t0 + ms(200))
+            .into_iter()
+            .map(|g| g.1)
+            .collect();
         assert_eq!(got, [Owner::Client(2), Owner::Client(1)]);
     }
 

@@ -281,6 +281,11 @@ impl<R: Route + Send + 'static> ProxyHandle<R> {
         lock(&self.shared.engine).core.pending()
     }
 
+    /// The transaction layer's size.
+    pub fn transaction_counts(&self) -> crate::proxy::TransactionCounts {
+        lock(&self.shared.engine).core.transaction_counts()
+    }
+
     /// Stops accepting connections and new calls (they get `503`), lets requests in progress
     /// finish for up to `grace`, then stops every task and waits for them.
     pub async fn shutdown(self, grace: Duration) {
