@@ -18,10 +18,11 @@
 # achieved >= 95 % of target, p99 <= 100 ms, every lower step clean). Then, per transport, the
 # highest clean rate and the CPU per call at it of each proxy, and the ratios.
 #
-# Env (defaults): STEPS ("500 1000 2000 3000 4000 6000 8000 10000 12000"), STEP_SECS (10),
-# SETTLE (3), TRANSPORTS ("udp tcp"), PROXIES ("ils-edge kamailio"; also "sipp" = UAC -> UAS
-# with no proxy, the SIPp ceiling, and "kamailio-qm" = Kamailio with its default memory manager,
-# as packaged), COUNT (100000), STOP_ON_DIRTY (1: a proxy's steps stop at
+# Env (defaults): STEPS ("1000 2000 3000 4000 6000 8000 10000 12000 14000 16000"), STEP_SECS
+# (10), SETTLE (3), TRANSPORTS ("udp tcp"), PROXIES ("ils-edge kamailio-qm kamailio":
+# "kamailio-qm" is Kamailio as the Debian package runs it, with its default memory manager, the
+# set-up of ANCHORS.md's figures; "kamailio" the same with TLSF, Kamailio at its best; also
+# "sipp" = UAC -> UAS with no proxy, the SIPp ceiling), COUNT (100000), STOP_ON_DIRTY (1: a proxy's steps stop at
 # its first unclean step), P99_MS (100), HOLD_MS (100: pause between ACK and BYE; with none, a
 # multi-worker proxy may deliver the BYE before the ACK, which SIPp's UAS counts as a failure), ILS_EDGE (binary; default: cargo build --release),
 # ROUNDS (1: how many times to run every proxy's steps, the proxies taking turns; with more,
@@ -32,11 +33,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-STEPS=${STEPS:-"500 1000 2000 3000 4000 6000 8000 10000 12000"}
+STEPS=${STEPS:-"1000 2000 3000 4000 6000 8000 10000 12000 14000 16000"}
 STEP_SECS=${STEP_SECS:-10}
 SETTLE=${SETTLE:-3}
 TRANSPORTS=${TRANSPORTS:-"udp tcp"}
-PROXIES=${PROXIES:-"ils-edge kamailio"}
+PROXIES=${PROXIES:-"ils-edge kamailio-qm kamailio"}
 COUNT=${COUNT:-100000}
 STOP_ON_DIRTY=${STOP_ON_DIRTY:-1}
 P99_MS=${P99_MS:-100}
