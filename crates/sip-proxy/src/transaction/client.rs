@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{
-    ClientId, ClientKey, Event, OutgoingRequest, Owner, Peer, Slot, Transactions, timer_64t1,
+    ClientId, ClientKey, Event, OutgoingRequest, Owner, Peer, Slot, Timers, Transactions,
+    timer_64t1,
 };
 use crate::message::{self, Message, Method};
 
@@ -38,6 +39,20 @@ enum State {
     Completed,
     /// RFC 6026: a 2xx arrived; later 2xx retransmissions are passed up.
     Accepted,
+}
+
+impl Client {
+    /// Moves the Timeout deadline to `at`. A deadline that only moves later needs no new
+    /// entry: the one queued for the earlier deadline re-queues it when it comes due (see
+    /// `client_timer`), so a call answered within the response timeout leaves no 180 s Timer C
+    /// entry behind.
+    fn set_timeout(&mut self, timers: &mut Timers, now: Instant, at: Instant, owner: Owner) {
+        let queued = self.timeout.is_some_and(|t| t <= at);
+        self.timeout = Some(at);
+        if !queued {
+            timers.schedule(now, at, owner, Slot::Timeout);
+        }
+    }
 }
 
 impl Transactions {
@@ -150,24 +165,12 @@ impl Transactions {
                     client.retransmit = None;
                     if first || status > 100 {
                         let at = now + config.timer_c;
-                        // A deadline that only moves later needs no new entry: the one queued
-                        // for the earlier deadline re-queues it when it comes due. So a call
-                        // answered within the response timeout leaves no 180 s entry behind.
-                        let queued = client.timeout.is_some_and(|t| t <= at);
-                        client.timeout = Some(at);
-                        if !queued {
-                            self.timers.schedule(now, at, owner, Slot::Timeout);
-                        }
+                        client.set_timeout(&mut self.timers, now, at, owner);
                     }
                 } else if first {
-                    // Timer F applies from now on; Timer E continues at T2 (§17.1.2.2). The
-                    // response timeout's entry, never later, re-queues it.
-                    let queued = client.timeout.is_some_and(|t| t <= client.hard_deadline);
-                    client.timeout = Some(client.hard_deadline);
-                    if !queued {
-                        self.timers
-                            .schedule(now, client.hard_deadline, owner, Slot::Timeout);
-                    }
+                    // Timer F applies from now on; Timer E continues at T2 (§17.1.2.2).
+                    let at = client.hard_deadline;
+                    client.set_timeout(&mut self.timers, now, at, owner);
                     if client.retransmit.is_some() {
                         client.interval = config.t2;
                     }

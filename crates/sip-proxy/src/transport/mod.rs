@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -77,8 +77,9 @@ impl Default for DriverConfig {
 pub(crate) struct Shared<R> {
     engine: Mutex<Engine<R>>,
     wake: Notify,
-    /// UDP sockets with their local address (looked up once, not per send).
-    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    /// UDP sockets with their local address (looked up once, not per send); set on start,
+    /// then read without a lock by every send.
+    udp: OnceLock<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     /// Open or opening connections, by remote address; each queue feeds one connection task.
     conns: Mutex<HashMap<Peer, mpsc::Sender<Outgoing>>>,
     connector: Option<TlsConnector>,
@@ -149,7 +150,7 @@ impl<R: Route + Send + 'static> Proxy<R> {
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine { core, armed: None }),
             wake: Notify::new(),
-            udp: Mutex::new(Vec::new()),
+            udp: OnceLock::new(),
             conns: Mutex::new(HashMap::new()),
             connector,
             tls_names: Mutex::new(HashMap::new()),
@@ -196,10 +197,11 @@ impl<R: Route + Send + 'static> Proxy<R> {
     pub fn start(self) -> io::Result<ProxyHandle<R>> {
         let shared = self.shared;
         let mut addrs = Vec::new();
+        let mut udp = Vec::with_capacity(self.udp.len());
         for socket in &self.udp {
-            let addr = socket.local_addr()?;
-            lock(&shared.udp).push((addr, socket.clone()));
+            udp.push((socket.local_addr()?, socket.clone()));
         }
+        let _ = shared.udp.set(udp);
         for socket in self.udp {
             let addr = socket.local_addr()?;
             tracing::info!(proto = %"udp", addr = %addr, "listening");

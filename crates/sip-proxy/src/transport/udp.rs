@@ -9,7 +9,7 @@ use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Received, Shared, lock};
+use super::{Received, Shared};
 use crate::proxy::Route;
 use crate::transaction::{Peer, Transmit, Transport};
 
@@ -87,16 +87,9 @@ pub(super) async fn receive<R: Route + Send + 'static>(
 }
 
 pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transmit) {
-    let socket = {
-        let sockets = lock(&shared.udp);
-        let family = |(a, _): &&(SocketAddr, Arc<UdpSocket>)| a.is_ipv4() == t.to.addr.is_ipv4();
-        sockets
-            .iter()
-            .find(family)
-            .or(sockets.first())
-            .map(|(_, s)| s.clone())
-    };
-    let Some(socket) = socket else {
+    let sockets = shared.udp.get().map_or(&[][..], Vec::as_slice);
+    let same_family = |(a, _): &&(SocketAddr, Arc<UdpSocket>)| a.is_ipv4() == t.to.addr.is_ipv4();
+    let Some((_, socket)) = sockets.iter().find(same_family).or(sockets.first()) else {
         tracing::warn!(peer = %t.to.addr, "no UDP socket to send from");
         shared.transport_error(t.client);
         return;
@@ -105,7 +98,7 @@ pub(super) fn send<R: Route + Send + 'static>(shared: &Arc<Shared<R>>, t: Transm
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             // The send buffer is full: wait for it rather than drop a message.
-            let shared = shared.clone();
+            let (shared, socket) = (shared.clone(), socket.clone());
             shared.tasks.clone().spawn(async move {
                 if socket.send_to(&t.bytes, t.to.addr).await.is_err() {
                     shared.transport_error(t.client);
